@@ -1,0 +1,1 @@
+"""adapters layer of gwms-tasks (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""core layer of gwms-tasks (see docs/ARCHITECTURE.md)."""

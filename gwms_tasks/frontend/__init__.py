@@ -1,0 +1,1 @@
+"""frontend layer of gwms-tasks (see docs/ARCHITECTURE.md)."""

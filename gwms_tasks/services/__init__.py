@@ -1,0 +1,1 @@
+"""services layer of gwms-tasks (see docs/ARCHITECTURE.md)."""

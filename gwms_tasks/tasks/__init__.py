@@ -1,0 +1,1 @@
+"""tasks layer of gwms-tasks (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""Web server: staging area, monitoring pages, JSON API, /metrics."""

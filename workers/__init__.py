@@ -1,0 +1,1 @@
+"""How the factory and user workers are started (see workers/README.md)."""
