@@ -1,0 +1,253 @@
+"""The ports of gwms-tasks: small interfaces between services and the outside world.
+
+Each port has a real adapter and an in-memory twin in ``gwms_tasks/adapters``; both are held to
+the same contract tests in ``tests/contract``. Guarantees that callers rely on are written in the
+docstrings; an adapter that cannot keep one raises instead of pretending.
+
+Errors: adapters raise ``TransientError`` for anything worth retrying (service unreachable,
+timeout, lock busy) and ``PermanentError`` for refusals that will not change on retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gwms_tasks.core.model import Glidein
+
+AdAttrs = Mapping[str, "int | bool | float | str"]
+JsonDict = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboard (the collector)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedAd:
+    """An ad read back from the dashboard with the identity the transport proved.
+
+    Attributes:
+        attrs: the ad's attributes as written (plus ``AuthenticatedIdentity`` when known).
+        identity: who wrote it, as authenticated by the transport (Redis ACL user, HTCondor
+            ``AuthenticatedIdentity``); None when the transport could not prove it. Never taken
+            from what the ad says about itself.
+    """
+
+    attrs: AdAttrs
+    identity: str | None
+
+
+class Dashboard(Protocol):
+    """Advertise, invalidate and query ClassAds by ad type (``GlideinMyType``).
+
+    Guarantees: ``query`` returns only live ads (not expired, not invalidated) of the given type
+    matching the constraint, each with the authenticated identity of its writer. An ad advertised
+    again under the same ``Name`` replaces the previous one.
+    """
+
+    def advertise(self, ad_type: str, ads: Sequence[AdAttrs]) -> None:
+        """Publish or refresh ads of one type (each ad must carry ``Name``)."""
+        ...
+
+    def invalidate(self, ad_type: str, constraint: str) -> int:
+        """Withdraw this writer's ads of a type matching a constraint; return how many."""
+        ...
+
+    def query(self, ad_type: str, constraint: str | None = None) -> list[AuthenticatedAd]:
+        """Live ads of one type matching the constraint (all of them when None)."""
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Notifications that request ads changed, so find-work runs within about a second."""
+
+    def wait_for_changes(self, timeout: float) -> list[str]:
+        """Block up to ``timeout`` seconds; return the ``Name``s of request ads that changed."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Grid backends
+
+
+@dataclass(frozen=True, slots=True)
+class GlideinTags:
+    """What every submitted glidein is tagged with, so queries and accounting can find it."""
+
+    factory: str
+    glidein: str
+    entry: str
+    client: str
+    security_class: str
+    credential_id: str
+    frontend: str  # "frontend:security_class", the GlideinFrontendName tag
+    username: str  # local user owning the credentials (+fename)
+    submit_key: str  # idempotency key of the submit task
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One submit call: ``count`` glideins of one request.
+
+    Attributes:
+        tags: the tags every job gets.
+        count: how many glideins.
+        arguments: glidein_startup.sh arguments (without ``-cluster``/``-subcluster``, which the
+            backend appends per job).
+        environment: extra environment for the submission (credential file paths etc.).
+        idle_lifetime: seconds a glidein may stay idle in the queue (0: unlimited).
+    """
+
+    tags: GlideinTags
+    count: int
+    arguments: Sequence[str]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    idle_lifetime: int = 0
+
+
+class GridBackend(Protocol):
+    """Submit, query, release and remove the glideins of one entry.
+
+    Guarantees: ``query`` returns every live glidein of the entry this factory submitted (or
+    raises ``TransientError``: callers fail closed); each carries its tags, so ``submit_key``
+    identifies what an earlier, possibly interrupted, submit already created.
+    """
+
+    def submit(self, submission: Submission) -> list[str]:
+        """Submit ``submission.count`` glideins; return their job ids."""
+        ...
+
+    def query(self) -> list[Glidein]:
+        """Every live glidein of this backend's entry (removed and completed ones excluded)."""
+        ...
+
+    def release(self, job_ids: Sequence[str]) -> None:
+        """Release held glideins."""
+        ...
+
+    def remove(self, job_ids: Sequence[str], forcex: bool = False) -> None:
+        """Remove glideins (``forcex`` for ones stuck in the removed state)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# State in Redis: several small ports that one Redis adapter (and one memory twin) implement.
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySnapshot:
+    """The last successful glidein query of an entry and when it was taken.
+
+    ``counts`` maps a scope key (see gwms_tasks.keys scope helpers: "entry", "client:<c>",
+    "frontend:<fe:sc>", "credential:<c>|<sc>|<id>") to status counts as plain dicts.
+    """
+
+    entry: str
+    taken_at: float
+    counts: Mapping[str, Mapping[str, int]]
+    glideins: int
+    error: str | None = None  # set when the last query failed (then counts are the old ones)
+
+
+class EntryState(Protocol):
+    """Per-entry state: last glidein snapshot (for fail-closed freshness) and decisions."""
+
+    def put_snapshot(self, snapshot: EntrySnapshot) -> None: ...
+
+    def get_snapshot(self, entry: str) -> EntrySnapshot | None: ...
+
+    def record_query_failure(self, entry: str, error: str, now: float) -> None: ...
+
+    def put_decision(self, entry: str, client: str, decision: JsonDict) -> None:
+        """Store the last decision for (entry, client): result, reason and inputs."""
+        ...
+
+    def get_decision(self, entry: str, client: str) -> JsonDict | None: ...
+
+    def decisions(self, entry: str) -> dict[str, JsonDict]:
+        """Last decision of every client of an entry."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """What the submit ledger knows about one idempotency key."""
+
+    submit_key: str
+    entry: str
+    count: int
+    state: str  # "claimed" | "submitted" | "failed"
+    job_ids: tuple[str, ...] = ()
+    claimed_at: float = 0.0
+    detail: str = ""
+
+
+class SubmitLedger(Protocol):
+    """Idempotency of submissions.
+
+    Guarantees: ``claim`` is atomic: for one key exactly one caller ever gets ``True``; later
+    callers get ``False`` and can read the record to learn what happened.
+    """
+
+    def claim(self, submit_key: str, entry: str, count: int, now: float) -> bool: ...
+
+    def get(self, submit_key: str) -> LedgerRecord | None: ...
+
+    def mark_submitted(self, submit_key: str, job_ids: Sequence[str]) -> None: ...
+
+    def mark_failed(self, submit_key: str, detail: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FailedSubmit:
+    """A submission that failed for good, kept for operators to inspect and retry."""
+
+    failed_id: str
+    submit_key: str
+    entry: str
+    client: str
+    count: int
+    reason: str
+    failed_at: float
+    task_args: JsonDict  # what is needed to send the task again (no secrets)
+    retries: int = 0
+
+
+class FailedSubmits(Protocol):
+    def add(self, failed: FailedSubmit) -> None: ...
+
+    def list(self) -> list[FailedSubmit]: ...
+
+    def get(self, failed_id: str) -> FailedSubmit | None: ...
+
+    def remove(self, failed_id: str) -> bool: ...
+
+
+class Locks(Protocol):
+    """Short exclusive locks with expiry (one find-work per entry at a time)."""
+
+    def acquire(self, name: str, ttl: float) -> str | None:
+        """Return a token if acquired, None if someone else holds it."""
+        ...
+
+    def release(self, name: str, token: str) -> bool:
+        """Release only if ``token`` still owns the lock."""
+        ...
+
+
+class TimeSeries(Protocol):
+    """Per-entry monitoring samples in ring buffers at two resolutions.
+
+    Guarantees: ``add`` keeps at most one point per resolution bucket (the latest wins) and
+    drops points older than the resolution's span.
+    """
+
+    def add(self, entry: str, now: float, values: Mapping[str, float]) -> None: ...
+
+    def series(
+        self, entry: str, resolution: str, since: float
+    ) -> list[tuple[float, dict[str, float]]]:
+        """Points ``(bucket_start, values)`` in time order; resolution is "minute" or "hour"."""
+        ...
