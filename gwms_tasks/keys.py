@@ -1,0 +1,106 @@
+"""Every Redis key name of gwms-tasks, in one place.
+
+Layout (``P`` = the configured prefix, ``gwms`` by default; names are joined with ``:``):
+
+State store (persistent Redis: AOF, noeviction):
+    P:entry:<entry>:snapshot              hash   last glidein query of the entry (fail-closed)
+    P:entry:<entry>:decisions             hash   client -> JSON of the last decision
+    P:ledger:<submit_key>                 hash   submit ledger record (idempotency)
+    P:failed                              hash   failed_id -> JSON failed submit
+    P:lock:<name>                         string lock token, with expiry
+    P:ts:<entry>:<resolution>             zset   ring buffer of samples, scored by bucket start
+    P:downtimes                           string the downtime file text (the CLI edits it)
+    P:counters:<entry>                    hash   monotonically increasing counters
+    P:completed:<entry>                   list   recent completed-glidein outcomes (JSON)
+    P:site:<site>:queue / :job:<id> / ... local site backend (see local_site_* helpers)
+    P:sim:<entry>                         hash   simulated backend state
+
+Dashboard (may be a different Redis; each writer is an ACL user allowed only under its prefix):
+    P:dash:w:<writer>:<ad_type>           hash   Name -> JSON {attrs, expires}
+    P:dash:changes:<writer>               channel  pub/sub notice of changed ad Names
+"""
+
+from __future__ import annotations
+
+DEFAULT_PREFIX = "gwms"
+
+
+class Keys:
+    """Key names under one prefix (so tests and several factories can share a Redis)."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        if not prefix or ":" in prefix or " " in prefix:
+            raise ValueError(f"invalid Redis key prefix {prefix!r}")
+        self.prefix = prefix
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # entry state
+    def snapshot(self, entry: str) -> str:
+        return self._k("entry", entry, "snapshot")
+
+    def decisions(self, entry: str) -> str:
+        return self._k("entry", entry, "decisions")
+
+    def counters(self, entry: str) -> str:
+        return self._k("counters", entry)
+
+    def completed(self, entry: str) -> str:
+        return self._k("completed", entry)
+
+    # submissions
+    def ledger(self, submit_key: str) -> str:
+        return self._k("ledger", submit_key)
+
+    def failed_submits(self) -> str:
+        return self._k("failed")
+
+    # coordination
+    def lock(self, name: str) -> str:
+        return self._k("lock", name)
+
+    # monitoring
+    def time_series(self, entry: str, resolution: str) -> str:
+        return self._k("ts", entry, resolution)
+
+    # operations
+    def downtimes(self) -> str:
+        return self._k("downtimes")
+
+    # local site backend
+    def site_queue(self, site: str) -> str:
+        return self._k("site", site, "queue")
+
+    def site_job(self, site: str, job_id: str) -> str:
+        return self._k("site", site, "job", job_id)
+
+    def site_jobs(self, site: str) -> str:
+        return self._k("site", site, "jobs")
+
+    def site_sequence(self, site: str) -> str:
+        return self._k("site", site, "seq")
+
+    # simulated backend
+    def simulated(self, entry: str) -> str:
+        return self._k("sim", entry)
+
+    # dashboard
+    def dashboard_writer_prefix(self, writer: str) -> str:
+        """Every key a dashboard writer may write starts with this (its ACL key pattern)."""
+        return self._k("dash", "w", writer) + ":"
+
+    def dashboard_ads(self, writer: str, ad_type: str) -> str:
+        return self._k("dash", "w", writer, ad_type)
+
+    def dashboard_ads_pattern(self, ad_type: str) -> str:
+        return self._k("dash", "w", "*", ad_type)
+
+    def dashboard_channel(self, writer: str) -> str:
+        return self._k("dash", "changes", writer)
+
+    def dashboard_channel_pattern(self) -> str:
+        return self._k("dash", "changes", "*")
+
+    def all_pattern(self) -> str:
+        return self._k("*")
