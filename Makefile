@@ -37,7 +37,8 @@ typecheck: venv
 	$(BIN)/mypy
 
 shellcheck: venv
-	$(BIN)/shellcheck -x $$(git ls-files '*.sh' 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
+	@files="$$(find gwms_tasks workers tests bench -name '*.sh' 2>/dev/null)"; \
+	if [ -n "$$files" ]; then echo "shellcheck $$(echo $$files | wc -w) scripts"; $(BIN)/shellcheck -x $$files; fi
 
 test: venv redis-server lint typecheck shellcheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
