@@ -251,3 +251,25 @@ class TimeSeries(Protocol):
     ) -> list[tuple[float, dict[str, float]]]:
         """Points ``(bucket_start, values)`` in time order; resolution is "minute" or "hour"."""
         ...
+
+
+class StateStore(Protocol):
+    """All the state ports of one store (Redis, or the in-memory twin).
+
+    Their method names overlap (``get``, ``add``), so each port is an attribute.
+    """
+
+    @property
+    def entries(self) -> EntryState: ...
+
+    @property
+    def ledger(self) -> SubmitLedger: ...
+
+    @property
+    def failed(self) -> FailedSubmits: ...
+
+    @property
+    def locks(self) -> Locks: ...
+
+    @property
+    def series(self) -> TimeSeries: ...
