@@ -5,6 +5,8 @@ Layout (``P`` = the configured prefix, ``gwms`` by default; names are joined wit
 State store (persistent Redis: AOF, noeviction):
     P:entry:<entry>:snapshot              hash   last glidein query of the entry (fail-closed)
     P:entry:<entry>:decisions             hash   client -> JSON of the last decision
+    P:entry:<entry>:inflight              hash   submit_key -> JSON of a queued submit task
+    P:userkey:<username>                  string public key of that user's worker (PEM)
     P:ledger:<submit_key>                 hash   submit ledger record (idempotency)
     P:failed                              hash   failed_id -> JSON failed submit
     P:lock:<name>                         string lock token, with expiry
@@ -42,6 +44,12 @@ class Keys:
 
     def decisions(self, entry: str) -> str:
         return self._k("entry", entry, "decisions")
+
+    def inflight(self, entry: str) -> str:
+        return self._k("entry", entry, "inflight")
+
+    def user_public_key(self, username: str) -> str:
+        return self._k("userkey", username)
 
     def counters(self, entry: str) -> str:
         return self._k("counters", entry)

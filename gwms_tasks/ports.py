@@ -253,6 +253,32 @@ class TimeSeries(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InflightSubmit:
+    """A submit task sent to a user queue and not yet finished.
+
+    Until it finishes, its glideins count as idle (waiting) for the decisions, so that a quick
+    second find-work cannot submit them again.
+    """
+
+    submit_key: str
+    entry: str
+    client: str
+    security_class: str
+    credential_id: str
+    frontend: str
+    count: int
+    queued_at: float
+
+
+class InflightSubmits(Protocol):
+    def add(self, record: InflightSubmit) -> None: ...
+
+    def list(self, entry: str) -> list[InflightSubmit]: ...
+
+    def done(self, entry: str, submit_key: str) -> None: ...
+
+
 class StateStore(Protocol):
     """All the state ports of one store (Redis, or the in-memory twin).
 
@@ -273,3 +299,6 @@ class StateStore(Protocol):
 
     @property
     def series(self) -> TimeSeries: ...
+
+    @property
+    def inflight(self) -> InflightSubmits: ...

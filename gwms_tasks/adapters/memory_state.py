@@ -23,7 +23,13 @@ from dataclasses import asdict
 from typing import Any
 
 from gwms_tasks.errors import PermanentError
-from gwms_tasks.ports import EntrySnapshot, FailedSubmit, JsonDict, LedgerRecord
+from gwms_tasks.ports import (
+    EntrySnapshot,
+    FailedSubmit,
+    InflightSubmit,
+    JsonDict,
+    LedgerRecord,
+)
 
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600.0  # far beyond any redelivery (visibility timeout) window
 
@@ -354,6 +360,34 @@ class MemoryTimeSeries:
         return [sample_from_member(member) for bucket, member in buffer if bucket >= since]
 
 
+def inflight_to_json(record: InflightSubmit) -> str:
+    return dump_json(asdict(record), "inflight submit")
+
+
+def inflight_from_json(text: str) -> InflightSubmit:
+    return InflightSubmit(**load_json(text, "inflight submit"))
+
+
+class MemoryInflightSubmits:
+    """InflightSubmits in memory."""
+
+    def __init__(self) -> None:
+        self._by_entry: dict[str, dict[str, InflightSubmit]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, record: InflightSubmit) -> None:
+        with self._lock:
+            self._by_entry.setdefault(record.entry, {})[record.submit_key] = record
+
+    def list(self, entry: str) -> list[InflightSubmit]:
+        with self._lock:
+            return sorted(self._by_entry.get(entry, {}).values(), key=lambda r: r.queued_at)
+
+    def done(self, entry: str, submit_key: str) -> None:
+        with self._lock:
+            self._by_entry.get(entry, {}).pop(submit_key, None)
+
+
 class MemoryState:
     """Every state port in memory; one attribute per port (their method names overlap).
 
@@ -373,3 +407,4 @@ class MemoryState:
         self.failed = MemoryFailedSubmits()
         self.locks = MemoryLocks(clock)
         self.series = MemoryTimeSeries()
+        self.inflight = MemoryInflightSubmits()

@@ -32,6 +32,8 @@ from gwms_tasks.adapters.memory_state import (
     dump_json,
     failed_from_json,
     failed_to_json,
+    inflight_from_json,
+    inflight_to_json,
     ledger_fields,
     ledger_from_fields,
     load_json,
@@ -44,7 +46,13 @@ from gwms_tasks.adapters.memory_state import (
 )
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.keys import Keys
-from gwms_tasks.ports import EntrySnapshot, FailedSubmit, JsonDict, LedgerRecord
+from gwms_tasks.ports import (
+    EntrySnapshot,
+    FailedSubmit,
+    InflightSubmit,
+    JsonDict,
+    LedgerRecord,
+)
 
 # Create the ledger record only if the key does not exist, with its expiry, in one step.
 _CLAIM = """
@@ -258,6 +266,29 @@ class RedisTimeSeries:
         return [sample_from_member(text(m)) for m in members]
 
 
+class RedisInflightSubmits:
+    """InflightSubmits in one hash per entry: submit_key -> JSON record."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._r = client
+        self._keys = keys
+
+    def add(self, record: InflightSubmit) -> None:
+        with redis_errors("record an in-flight submit"):
+            self._r.hset(
+                self._keys.inflight(record.entry), record.submit_key, inflight_to_json(record)
+            )
+
+    def list(self, entry: str) -> list[InflightSubmit]:
+        with redis_errors("read in-flight submits"):
+            found = text_hash(self._r.hgetall(self._keys.inflight(entry)))
+        return sorted(map(inflight_from_json, found.values()), key=lambda r: r.queued_at)
+
+    def done(self, entry: str, submit_key: str) -> None:
+        with redis_errors("clear an in-flight submit"):
+            self._r.hdel(self._keys.inflight(entry), submit_key)
+
+
 class RedisState:
     """Every state port in one Redis; one attribute per port (their method names overlap).
 
@@ -282,6 +313,7 @@ class RedisState:
         self.failed = RedisFailedSubmits(client, keys)
         self.locks = RedisLocks(client, keys)
         self.series = RedisTimeSeries(client, keys)
+        self.inflight = RedisInflightSubmits(client, keys)
 
 
 def _flatten(fields: Mapping[str, str]) -> list[EncodableT]:

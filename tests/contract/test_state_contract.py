@@ -12,7 +12,7 @@ from gwms_tasks.adapters.memory_state import LedgerState, MemoryState
 from gwms_tasks.adapters.redis_state import RedisState
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.keys import Keys
-from gwms_tasks.ports import EntrySnapshot, FailedSubmit
+from gwms_tasks.ports import EntrySnapshot, FailedSubmit, InflightSubmit
 from tests.contract.conftest import Backend, StateFactory
 from tests.redis_server import free_port
 
@@ -399,3 +399,19 @@ def test_unreachable_redis_is_a_transient_error() -> None:
         store.ledger.claim("k1", "ce1", 1, now=T0)
     with pytest.raises(TransientError):
         store.entries.get_snapshot("ce1")
+
+
+def _inflight(key: str, entry: str = "ce1", queued_at: float = 10.0) -> InflightSubmit:
+    return InflightSubmit(key, entry, "fe.main", "sc", "cred", "fe:sc", 3, queued_at)
+
+
+def test_inflight_submits_are_listed_per_entry_in_queue_order(state: State) -> None:
+    state.inflight.add(_inflight("k2", queued_at=20.0))
+    state.inflight.add(_inflight("k1", queued_at=10.0))
+    state.inflight.add(_inflight("k3", entry="ce2"))
+    assert [r.submit_key for r in state.inflight.list("ce1")] == ["k1", "k2"]
+    assert state.inflight.list("ce1")[0] == _inflight("k1")
+    state.inflight.done("ce1", "k1")
+    state.inflight.done("ce1", "never-there")
+    assert [r.submit_key for r in state.inflight.list("ce1")] == ["k2"]
+    assert [r.submit_key for r in state.inflight.list("ce2")] == ["k3"]
