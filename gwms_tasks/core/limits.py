@@ -14,6 +14,14 @@ class GlideinLimits:
     max_held: int
     max_glideins: int  # idle + running (held are not included, as in glideinWMS)
 
+    def to_dict(self) -> dict[str, int]:
+        """The three bounds by name, for JSON and web pages."""
+        return {
+            "max_idle": self.max_idle,
+            "max_held": self.max_held,
+            "max_glideins": self.max_glideins,
+        }
+
 
 DEFAULT_ENTRY_LIMITS = GlideinLimits(max_idle=2000, max_held=1000, max_glideins=10000)
 DEFAULT_FRONTEND_LIMITS = GlideinLimits(max_idle=100, max_held=50, max_glideins=5000)

@@ -90,6 +90,11 @@ class StatusCounts:
                 tally[field] += 1
         return cls(**tally)
 
+    def to_dict(self) -> dict[str, int]:
+        """Counts by status plus the derived ``idle`` and ``total``, for JSON and web pages."""
+        counts = {name: getattr(self, name) for name in _FIELDS.values()}
+        return counts | {"idle": self.idle, "total": self.total}
+
     def plus(self, other: StatusCounts) -> StatusCounts:
         return StatusCounts(
             **{name: getattr(self, name) + getattr(other, name) for name in _FIELDS.values()}
