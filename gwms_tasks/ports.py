@@ -302,3 +302,29 @@ class StateStore(Protocol):
 
     @property
     def inflight(self) -> InflightSubmits: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Sending work to the per-user queues, and the keys of the user workers
+
+
+class TaskDispatcher(Protocol):
+    """Send orders to the queue of one local user (consumed by that user's worker only).
+
+    Orders are plain JSON dicts (see gwms_tasks/services/orders.py); they carry no secret in
+    clear: credentials travel sealed for the user worker's own key.
+    """
+
+    def send_submit(self, username: str, order: JsonDict) -> None: ...
+
+    def send_job_action(self, username: str, order: JsonDict) -> None: ...
+
+    def send_credential(self, username: str, order: JsonDict) -> None: ...
+
+
+class UserKeys(Protocol):
+    """Public keys that user workers publish at their first start."""
+
+    def publish(self, username: str, public_pem: bytes) -> None: ...
+
+    def public_pem(self, username: str) -> bytes | None: ...

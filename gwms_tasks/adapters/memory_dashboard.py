@@ -32,7 +32,7 @@ IDENTITY_ATTR = "AuthenticatedIdentity"
 
 _LOG = logging.getLogger(__name__)
 # Writer and ad type names become parts of Redis keys and glob patterns: no ':', no glob chars.
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}")
 _TYPE_ATTRS = ("MyType", "GlideinMyType")
 
 Clock = Callable[[], float]
@@ -43,7 +43,7 @@ def check_segment(value: str, what: str) -> str:
     """Return ``value`` if it can be one segment of a key name, else raise PermanentError."""
     if not isinstance(value, str) or _SEGMENT.fullmatch(value) is None:
         raise PermanentError(
-            f"invalid {what} {value!r}: expected letters, digits, '_', '.' or '-' "
+            f"invalid {what} {value!r}: expected letters, digits, '_', '.', '@' or '-' "
             "(at most 100, starting with a letter or digit)"
         )
     return value

@@ -52,6 +52,7 @@ _HTCONDOR_ONLY_CALL = re.compile(
     re.IGNORECASE,
 )
 _EVAL_CALL = re.compile(r"\beval\s*\(", re.IGNORECASE)
+# SystemError: how classad2's C code reports some failed conversions (an int beyond 64 bits).
 _CLASSAD_ERRORS = (classad2.ClassAdException, ValueError, TypeError, SystemError)
 _OLD = classad2.ParserType.Old
 # classad2's old-syntax parser loads HTCondor's library, which registers HTCondor's ClassAd
@@ -68,7 +69,8 @@ class AdExpr(str):
     """A ClassAd expression (canonical new-syntax text), written unquoted in an ad.
 
     ``AdExpr("(ReqFactoryName =?= \\"f\\")")`` validates the text with classad2 and keeps the
-    library's canonical spelling of it, so equal expressions compare equal as strings.
+    library's canonical spelling of it, so equal expressions compare equal as strings. An
+    expression that is a mere literal (``AdExpr("1")``) reads back as the plain value.
 
     Raises:
         AdFormatError: the text is not exactly one valid ClassAd expression.
@@ -170,7 +172,10 @@ def parse_ads(text: str) -> list[dict[str, AdValue]]:
 
 
 def string_literal(value: str) -> str:
-    """``value`` as a ClassAd string literal for a constraint (classad2's own quoting)."""
+    """``value`` as a string literal for a constraint (classad2's new-syntax quoting).
+
+    For constraints and :class:`AdExpr` text only; ad values are written by :func:`render_value`.
+    """
     _check_text(value, "a string literal")
     return str(classad2.quote(value))
 
@@ -179,9 +184,8 @@ def string_list_literal(values: Iterable[str]) -> str:
     """A ClassAd list of string literals, ``{"a", "b"}``.
 
     Use it with ``identicalMember(Attr, {...})`` (case-sensitive) or ``member(Attr, {...})``
-    (case-insensitive): classad2 evaluates both natively, unlike ``stringListMember``, which
-    only exists once HTCondor's function library is loaded, and any value (commas included)
-    stays one element.
+    (case-insensitive). Unlike the comma-separated string ``stringListMember`` takes, every
+    value stays one element whatever it contains, and both functions are classad2 built-ins.
     """
     return "{" + ", ".join(string_literal(value) for value in values) + "}"
 

@@ -1,0 +1,201 @@
+"""Write the factory staging area to disk (``gwms staging build``).
+
+The pure core (:mod:`gwms_tasks.core.staging`) decides the content; this service puts it in the
+stage dir so that a glidein never sees a half-written area:
+
+1. every file is first written into a hidden build dir inside the stage dir (same filesystem);
+2. then moved into place one by one with atomic renames: versioned files have new names, so
+   nothing references them yet, and an unchanged file is left alone;
+3. the ``signatures.<sign type>`` index, the only file the factory reads to pick ``-sign`` and
+   ``-descript`` values, is renamed into place last.
+
+Files of older builds stay until they have been unreferenced for ``keep_old_seconds`` (default:
+longer than a glidein may wait in a queue), because a glidein submitted before the rebuild
+downloads the descriptions it was given at submit time. A small hidden state file remembers
+since when each file has been unreferenced. A lock file serialises concurrent builds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from gwms_tasks.core.staging import (
+    StagedFile,
+    StagingIndex,
+    StagingSpec,
+    build_staging_area,
+)
+from gwms_tasks.errors import ConfigError, PermanentError
+from gwms_tasks.glidein import BUILTIN_FILES, BuiltinFile, package_dir
+
+DEFAULT_KEEP_OLD_SECONDS = 8 * 24 * 3600.0
+STATE_FILE = ".staging-state.json"
+LOCK_FILE = ".staging.lock"
+_BUILD_PREFIX = ".build-"
+
+
+def load_builtin_files(
+    builtins: Sequence[BuiltinFile] = BUILTIN_FILES, root: Path | None = None
+) -> tuple[StagedFile, ...]:
+    """Read the built-in glidein files named by ``builtins`` into staged-file records.
+
+    Args:
+        builtins: which files, in list order, and how they are staged.
+        root: the directory their ``source_path`` is relative to; the ``gwms_tasks`` package
+            by default.
+
+    Raises:
+        ConfigError: a named file does not exist or cannot be read.
+    """
+    base = root if root is not None else package_dir()
+    staged = []
+    problems = []
+    for builtin in builtins:
+        path = base / builtin.source_path
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{builtin.name}: cannot read {path}: {exc.strerror}")
+            continue
+        staged.append(
+            StagedFile(
+                name=builtin.name,
+                content=content,
+                file_type=builtin.file_type,
+                list_key=builtin.list_key,
+                config_out=builtin.config_out,
+            )
+        )
+    if problems:
+        raise ConfigError("built-in glidein files", problems)
+    return tuple(staged)
+
+
+def build_staging(
+    spec: StagingSpec,
+    stage_dir: Path,
+    *,
+    keep_old_seconds: float = DEFAULT_KEEP_OLD_SECONDS,
+    now: float | None = None,
+) -> StagingIndex:
+    """Build the staging area of ``spec`` into ``stage_dir`` and return its index.
+
+    Args:
+        spec: what to stage.
+        stage_dir: the directory the web server serves; created if missing.
+        keep_old_seconds: how long files no longer referenced are kept.
+        now: the current time (epoch seconds); the clock by default.
+
+    Returns:
+        The index (main and entry description names and signature hashes).
+
+    Raises:
+        ConfigError: the spec is inconsistent.
+        PermanentError: the stage dir cannot be written.
+    """
+    area = build_staging_area(spec)
+    clock = time.time() if now is None else now
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(stage_dir):
+            _publish(stage_dir, area.files, area.index.file_name)
+            _prune(stage_dir, set(area.files), clock, keep_old_seconds)
+    except OSError as exc:
+        raise PermanentError(f"cannot write the staging area {stage_dir}: {exc}") from exc
+    return area.index
+
+
+@contextmanager
+def _locked(stage_dir: Path) -> Iterator[None]:
+    with (stage_dir / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _publish(stage_dir: Path, files: Mapping[str, bytes], index_name: str) -> None:
+    """Write into a hidden build dir, then rename into place, the index last."""
+    for leftover in stage_dir.glob(f"{_BUILD_PREFIX}*"):
+        # Under the lock, a build dir can only be the remains of a build that was killed.
+        shutil.rmtree(leftover, ignore_errors=True)
+    build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=stage_dir))
+    try:
+        for relative, content in files.items():
+            _write_durably(build / relative, content)
+        ordered = sorted(files, key=lambda name: name == index_name)
+        for relative in ordered:
+            target = stage_dir / relative
+            if relative != index_name and _same_content(target, files[relative]):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.chmod(0o755)
+            os.replace(build / relative, target)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Write and fsync, so a crash after the rename never leaves an empty published file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as stream:
+        stream.write(content)
+        stream.flush()
+        os.fsync(stream.fileno())
+    path.chmod(0o644)
+
+
+def _same_content(path: Path, content: bytes) -> bool:
+    try:
+        return path.is_file() and path.read_bytes() == content
+    except OSError:
+        return False
+
+
+def _prune(stage_dir: Path, referenced: set[str], now: float, keep_old_seconds: float) -> None:
+    """Drop files unreferenced for longer than the grace time; remember since when the rest are."""
+    state_path = stage_dir / STATE_FILE
+    unreferenced_since = _read_state(state_path)
+    kept: dict[str, float] = {}
+    for relative in _served_files(stage_dir):
+        if relative in referenced:
+            continue
+        since = unreferenced_since.get(relative, now)
+        if now - since > keep_old_seconds:
+            (stage_dir / relative).unlink(missing_ok=True)
+        else:
+            kept[relative] = since
+    for directory in sorted((p for p in stage_dir.iterdir() if p.is_dir()), reverse=True):
+        if not directory.name.startswith(".") and not any(directory.iterdir()):
+            directory.rmdir()
+    tmp = state_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept, sort_keys=True, indent=0))
+    os.replace(tmp, state_path)
+
+
+def _read_state(path: Path) -> dict[str, float]:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+
+def _served_files(stage_dir: Path) -> Iterator[str]:
+    """Relative paths of the visible regular files (hidden build dirs and state excluded)."""
+    for root, dirs, names in os.walk(stage_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith("."):
+                yield str((Path(root) / name).relative_to(stage_dir))

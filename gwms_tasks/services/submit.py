@@ -1,0 +1,205 @@
+"""The user worker's side: submit glideins idempotently, act on jobs, keep credentials.
+
+Runs as the local user that owns the request's credentials, in that user's worker.
+
+Idempotency: every glidein is tagged with the order's submit key. A submit asks the backend
+which glideins already carry the key and submits only the missing ones, under a per-key lock,
+then marks the ledger. A redelivered order (worker killed mid-submit, visibility timeout)
+therefore never submits twice; an order whose ledger says "submitted" does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gwms_tasks.core.credentials import SCITOKEN_PARAM
+from gwms_tasks.core.envelope import UserKey, open_sealed
+from gwms_tasks.core.sanitize import JobAction
+from gwms_tasks.errors import PermanentError, TransientError
+from gwms_tasks.ports import FailedSubmit, GridBackend, StateStore
+from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+
+log = logging.getLogger(__name__)
+
+SUBMITTED = "submitted"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class UserDeps:
+    """What a user worker needs.
+
+    Attributes:
+        username: the local user this worker runs as; orders for others are refused.
+        state: the state store (ledger, in-flight, failed submits, locks).
+        backend_for: the grid backend of an entry.
+        user_key: this worker's private key (opens sealed secrets).
+        credential_dir: the user's credential directory (0700, owned by the user).
+        clock: epoch seconds.
+    """
+
+    username: str
+    state: StateStore
+    backend_for: Callable[[str], GridBackend]
+    user_key: UserKey | None
+    credential_dir: Path
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    submit_key: str
+    status: str  # submitted | already_submitted | previously_failed
+    job_ids: tuple[str, ...]
+    newly_submitted: int
+
+
+def execute_submit(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:
+    """Submit the glideins of an order that are not there yet.
+
+    Raises:
+        TransientError: worth retrying (backend unreachable, lock busy, credential not yet
+            received).
+        PermanentError: the order can never succeed (wrong user, refused by the backend).
+    """
+    tags = order.tags
+    if tags.username != deps.username:
+        raise PermanentError(
+            f"order for user {tags.username} sent to the worker of {deps.username}"
+        )
+    record = deps.state.ledger.get(tags.submit_key)
+    if record is not None and record.state in (SUBMITTED, FAILED):
+        deps.state.inflight.done(tags.entry, tags.submit_key)
+        status = "already_submitted" if record.state == SUBMITTED else "previously_failed"
+        return SubmitOutcome(tags.submit_key, status, record.job_ids, 0)
+    if record is None:
+        deps.state.ledger.claim(tags.submit_key, tags.entry, order.count, deps.clock())
+    lock_name = f"submit:{tags.submit_key}"
+    token = deps.state.locks.acquire(lock_name, ttl=600.0)
+    if token is None:
+        raise TransientError(f"submit {tags.submit_key} is being executed by another worker")
+    try:
+        return _submit_missing(deps, order)
+    finally:
+        deps.state.locks.release(lock_name, token)
+
+
+def _submit_missing(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:
+    tags = order.tags
+    backend = deps.backend_for(tags.entry)
+    existing = tuple(g.job_id for g in backend.query() if g.submit_key == tags.submit_key)
+    missing = order.count - len(existing)
+    new_ids: list[str] = []
+    if missing > 0:
+        environment = credential_environment(deps, order)
+        new_ids = backend.submit(order.submission(environment, missing))
+        log.info(
+            "submitted %d glideins for %s on %s (key %s)",
+            len(new_ids),
+            tags.client,
+            tags.entry,
+            tags.submit_key,
+        )
+    job_ids = (*existing, *new_ids)
+    deps.state.ledger.mark_submitted(tags.submit_key, job_ids)
+    deps.state.inflight.done(tags.entry, tags.submit_key)
+    return SubmitOutcome(tags.submit_key, "submitted", job_ids, len(new_ids))
+
+
+def record_failed_submit(deps: UserDeps, order: SubmitOrder, reason: str, failed_id: str) -> None:
+    """A submit that failed for good: ledger, failed-submit list (for `gwms submits`), in-flight."""
+    tags = order.tags
+    deps.state.ledger.mark_failed(tags.submit_key, reason)
+    deps.state.failed.add(
+        FailedSubmit(
+            failed_id=failed_id,
+            submit_key=tags.submit_key,
+            entry=tags.entry,
+            client=tags.client,
+            count=order.count,
+            reason=reason,
+            failed_at=deps.clock(),
+            task_args=order.to_json(),
+        )
+    )
+    deps.state.inflight.done(tags.entry, tags.submit_key)
+
+
+def credential_environment(deps: UserDeps, order: SubmitOrder) -> dict[str, str]:
+    """Write the order's tokens to the user's credential dir; the submit environment."""
+    tags = order.tags
+    env: dict[str, str] = {}
+    if order.submit_credential:
+        proxy = deps.credential_dir / credential_file_name(tags.client, order.submit_credential)
+        if not proxy.is_file():
+            raise TransientError(
+                f"credential {order.submit_credential} of {tags.client} not received yet"
+            )
+        env["X509_USER_PROXY"] = str(proxy)
+    secrets = _open_secrets(deps, order.sealed_secrets)
+    if SCITOKEN_PARAM in secrets:
+        path = deps.credential_dir / f"credential_{tags.client}_{tags.entry}.scitoken"
+        write_private_file(path, secrets[SCITOKEN_PARAM].encode())
+        env["SCITOKENS_FILE"] = str(path)
+    idtoken = secrets.get(f"{tags.entry}.idtoken")
+    if idtoken:
+        path = deps.credential_dir / f"credential_{tags.client}_{tags.entry}.idtoken"
+        write_private_file(path, idtoken.encode())
+        env["IDTOKENS_FILE"] = str(path)
+    return env
+
+
+def _open_secrets(deps: UserDeps, sealed: Mapping[str, str]) -> dict[str, str]:
+    if not sealed:
+        return {}
+    if deps.user_key is None:
+        raise PermanentError("this worker has no key to open the sealed credentials")
+    return {name: open_sealed(deps.user_key, token).decode() for name, token in sealed.items()}
+
+
+def credential_file_name(client: str, credential_id: str) -> str:
+    """``credential_<ClientName>_<id>`` (reference §7.1); ids must not escape the directory."""
+    safe = credential_id.replace("/", "_").replace("..", "_")
+    return f"credential_{client}_{safe}"
+
+
+def write_private_file(path: Path, content: bytes) -> None:
+    """Write atomically with mode 0600, replacing only when the content changed."""
+    if path.is_file() and path.read_bytes() == content:
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute_job_action(deps: UserDeps, order: JobActionOrder) -> int:
+    """Remove, force-remove or release glideins; returns how many were acted on."""
+    backend = deps.backend_for(order.entry)
+    if not order.job_ids:
+        return 0
+    if order.action is JobAction.RELEASE:
+        backend.release(order.job_ids)
+    else:
+        backend.remove(order.job_ids, forcex=order.action is JobAction.REMOVE_FORCEX)
+    log.info(
+        "%s %d glideins on %s: %s",
+        order.action.value,
+        len(order.job_ids),
+        order.entry,
+        order.reason,
+    )
+    return len(order.job_ids)
