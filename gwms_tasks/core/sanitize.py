@@ -157,45 +157,6 @@ def held_disposition(glidein: Glidein, policy: HeldPolicy) -> SanitizeReason:
     return SanitizeReason.HELD_TOO_OFTEN if listed else SanitizeReason.HELD_UNRECOVERABLE
 
 
-def parse_recoverable_exitcodes(text: str) -> dict[int, frozenset[int]]:
-    """Parse ``recoverable_exitcodes``: ``"code [subcode ...],code,..."``.
-
-    Empty items (``"1,,2"``, a trailing comma) are skipped as glideinWMS does. An empty
-    subcode set means every subcode of that code is recoverable.
-
-    Args:
-        text: the configured value.
-
-    Returns:
-        HoldReasonCode -> recoverable HoldReasonSubCodes.
-
-    Raises:
-        ValueError: a value is not a non-negative integer, or a code is listed twice.
-    """
-    codes: dict[int, frozenset[int]] = {}
-    for position, item in enumerate(text.split(","), start=1):
-        words = item.split()
-        if not words:
-            continue
-        code, *subcodes = (_hold_code(word, position, item) for word in words)
-        if code in codes:
-            raise ValueError(
-                f"recoverable_exitcodes item {position} ({item.strip()!r}): "
-                f"hold code {code} is listed twice"
-            )
-        codes[code] = frozenset(subcodes)
-    return codes
-
-
-def _hold_code(word: str, position: int, item: str) -> int:
-    if not (word.isascii() and word.isdigit()):
-        raise ValueError(
-            f"recoverable_exitcodes item {position} ({item.strip()!r}): {word!r} is not a "
-            "non-negative integer; expected 'code [subcode ...]' items separated by commas"
-        )
-    return int(word)
-
-
 def _reason_for(
     glidein: Glidein, stale: StaleAges, held: HeldPolicy, now: float
 ) -> SanitizeReason | None:

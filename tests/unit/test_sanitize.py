@@ -14,7 +14,6 @@ from gwms_tasks.core.sanitize import (
     SanitizeReason,
     decide_sanitize,
     held_disposition,
-    parse_recoverable_exitcodes,
 )
 from gwms_tasks.core.status import JobStatus
 
@@ -220,32 +219,3 @@ def test_explain_and_dict() -> None:
 
 def test_action_value_object() -> None:
     assert SanitizeAction("1.0", SanitizeReason.HELD_FORCEX).action is JobAction.REMOVE_FORCEX
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", {}),
-        ("12", {12: frozenset()}),
-        ("12 1 2,13", {12: frozenset({1, 2}), 13: frozenset()}),
-        (" 12   3 ,, 13 ,", {12: frozenset({3}), 13: frozenset()}),
-    ],
-)
-def test_parse_recoverable_exitcodes(text: str, expected: dict[int, frozenset[int]]) -> None:
-    assert parse_recoverable_exitcodes(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("abc", r"item 1 \('abc'\): 'abc' is not a non-negative integer"),
-        ("12,13 x", r"item 2 \('13 x'\): 'x' is not a non-negative integer"),
-        ("-1", r"'-1' is not a non-negative integer; expected 'code \[subcode \.\.\.\]'"),
-        ("1.5", r"'1.5' is not a non-negative integer"),
-        ("²", r"'²' is not a non-negative integer"),
-        ("12,12 3", r"item 2 \('12 3'\): hold code 12 is listed twice"),
-    ],
-)
-def test_parse_recoverable_exitcodes_rejects_junk_clearly(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_recoverable_exitcodes(text)
