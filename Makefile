@@ -44,7 +44,10 @@ test: venv redis-server lint typecheck shellcheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: venv redis-server
-	$(BIN)/python -m gwms_tasks.demo $(ARGS)
+	@if [ -f gwms_tasks/demo.py ]; then $(BIN)/python -m gwms_tasks.demo $(ARGS); else \
+		echo "make demo is not built yet (issue: the VO frontend and make demo)." >&2; \
+		echo "What runs today: make test, and .venv/bin/gwms config check examples/factory.yaml" >&2; \
+		exit 1; fi
 
 bench: venv redis-server
 	$(BIN)/python bench/scale.py $(ARGS)
