@@ -57,10 +57,27 @@ def start_redis(binary: str = "redis-server") -> RedisServer:
     directory = Path(tempfile.mkdtemp(prefix="gwms-redis-"))
     port = free_port()
     args = [
-        exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-        "--maxmemory-policy", "noeviction", "--daemonize", "no", "--protected-mode", "yes",
-        "--logfile", str(directory / "redis.log"),
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        str(directory / "redis.log"),
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(proc, port, directory)
