@@ -14,7 +14,10 @@ State store (persistent Redis: AOF, noeviction):
     P:downtimes                           string the downtime file text (the CLI edits it)
     P:counters:<entry>                    hash   monotonically increasing counters
     P:completed:<entry>                   list   recent completed-glidein outcomes (JSON)
-    P:site:<site>:queue / :job:<id> / ... local site backend (see local_site_* helpers)
+    P:config                              hash   accepted factory config: text, sha256, source
+    P:redbeat:<schedule name>             hash   RedBeat schedule entry (+ P:redbeat::schedule zset,
+                                                 P:redbeat::lock); see gwms_tasks/schedule.py
+    P:site:<site>:queue / :job:<id> / ... local site backend (see adapters/local_site.py)
     P:sim:<entry>                         hash   simulated backend state
 
 Dashboard (may be a different Redis; each writer is an ACL user allowed only under its prefix):
@@ -76,6 +79,14 @@ class Keys:
     def downtimes(self) -> str:
         return self._k("downtimes")
 
+    # configuration and schedule
+    def accepted_config(self) -> str:
+        return self._k("config")
+
+    def redbeat_prefix(self) -> str:
+        """RedBeat's ``redbeat_key_prefix``: entry keys are this + the schedule name."""
+        return self._k("redbeat") + ":"
+
     # local site backend
     def site_queue(self, site: str) -> str:
         return self._k("site", site, "queue")
@@ -88,6 +99,9 @@ class Keys:
 
     def site_sequence(self, site: str) -> str:
         return self._k("site", site, "seq")
+
+    def site_finished(self, site: str) -> str:
+        return self._k("site", site, "finished")
 
     # simulated backend
     def simulated(self, entry: str) -> str:

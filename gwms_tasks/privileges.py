@@ -1,0 +1,172 @@
+"""Run as one local Unix user, and keep that user's files private.
+
+A user worker serves the frontend security classes mapped to one local user (DESIGN §2): its
+credentials, files and grid jobs must be out of reach of every other frontend. Started as
+root it becomes that user for good before it consumes anything; started as anyone else it
+refuses unless it already *is* that user. Root is never a target.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from gwms_tasks.errors import PermanentError
+
+PRIVATE_UMASK: Final = 0o077
+PRIVATE_DIR_MODE: Final = 0o700
+ROOT_UID: Final = 0
+ROOT_GID: Final = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnixUser:
+    """A local account, as the password database knows it."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def lookup_user(username: str) -> UnixUser:
+    """The local account ``username``.
+
+    Raises:
+        PermanentError: no such local user.
+    """
+    try:
+        entry = pwd.getpwnam(username)
+    except KeyError as exc:
+        raise PermanentError(f"no local user {username!r} on this machine") from exc
+    return UnixUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def drop_to_user(username: str) -> UnixUser:
+    """Become ``username`` for good: groups, gid, uid, environment and a private umask.
+
+    As root: supplementary groups from the group database, then real, effective and saved
+    gid and uid, then a check that root cannot be regained. As any other user: allowed only
+    when the process already runs as ``username`` (nothing to drop).
+
+    Returns:
+        The user the process now runs as.
+
+    Raises:
+        PermanentError: unknown user, a root target, the wrong starting user, or a drop that
+            did not hold.
+    """
+    user = lookup_user(username)
+    if user.uid == ROOT_UID or user.gid == ROOT_GID:
+        raise PermanentError(
+            f"refusing to run as {username!r}: a user worker never runs as root or group root"
+        )
+    if os.geteuid() != ROOT_UID:
+        _require_already(user)
+    else:
+        os.initgroups(user.name, user.gid)
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+        _verify_dropped(user)
+    _set_environment(user)
+    os.umask(PRIVATE_UMASK)
+    return user
+
+
+def _require_already(user: UnixUser) -> None:
+    uids = os.getresuid()
+    if uids != (user.uid, user.uid, user.uid):
+        current = _name_of(os.geteuid())
+        raise PermanentError(
+            f"running as {current!r}: a worker for {user.name!r} must be started as root "
+            f"(it then drops to {user.name!r}) or as {user.name!r} itself"
+        )
+
+
+def _verify_dropped(user: UnixUser) -> None:
+    """Fail unless every id is the user's and root cannot be taken back."""
+    if os.getresuid() != (user.uid,) * 3 or os.getresgid() != (user.gid,) * 3:
+        raise PermanentError(f"dropping to {user.name!r} did not change every user/group id")
+    if ROOT_GID in os.getgroups():
+        raise PermanentError(f"user {user.name!r} is in group root; refusing to run as it")
+    try:
+        os.setuid(ROOT_UID)
+    except PermissionError:
+        return
+    raise PermanentError(f"after dropping to {user.name!r} the process could become root again")
+
+
+def _set_environment(user: UnixUser) -> None:
+    os.environ["HOME"] = user.home
+    os.environ["USER"] = user.name
+    os.environ["LOGNAME"] = user.name
+
+
+def _name_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def ensure_private_dir(path: Path, owner: str) -> Path:
+    """Make ``path`` a directory only ``owner`` can use: mode 0700, owned by ``owner``.
+
+    The parent must exist. An existing directory is fixed up (root may change its owner); a
+    symlink or a non-directory at ``path`` is refused, and every check and change is made on
+    the opened directory itself, so a symlink swapped in meanwhile cannot redirect them.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        PermanentError: unknown owner, missing parent, a symlink or a file at ``path``, or a
+            directory owned by someone else that this process may not take over.
+    """
+    user = lookup_user(owner)
+    euid = os.geteuid()
+    if euid not in (ROOT_UID, user.uid):
+        raise PermanentError(
+            f"cannot make {path} private to {owner!r} while running as {_name_of(euid)!r}"
+        )
+    try:
+        os.mkdir(path, PRIVATE_DIR_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PermanentError(f"cannot create {path}: {exc.strerror}") from exc
+    fd = _open_directory(path)
+    try:
+        _own_and_protect(fd, path, user, as_root=euid == ROOT_UID)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _open_directory(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        # Linux answers ENOTDIR (not ELOOP) for a symlink opened with O_DIRECTORY|O_NOFOLLOW.
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
+            raise PermanentError(f"refusing {path}: it is a symlink") from exc
+        if exc.errno == errno.ENOTDIR:
+            raise PermanentError(f"refusing {path}: it exists and is not a directory") from exc
+        raise PermanentError(f"cannot open {path}: {exc.strerror}") from exc
+
+
+def _own_and_protect(fd: int, path: Path, user: UnixUser, *, as_root: bool) -> None:
+    info = os.fstat(fd)
+    if info.st_uid != user.uid and not as_root:
+        raise PermanentError(
+            f"{path} is owned by uid {info.st_uid}, not {user.name!r}; only root may fix it"
+        )
+    if as_root and (info.st_uid, info.st_gid) != (user.uid, user.gid):
+        os.fchown(fd, user.uid, user.gid)
+    if stat.S_IMODE(info.st_mode) != PRIVATE_DIR_MODE:
+        os.fchmod(fd, PRIVATE_DIR_MODE)
