@@ -27,7 +27,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from gwms_tasks.core.config import FactoryConfig
+from gwms_tasks.core.config_parts import StagingFile
 from gwms_tasks.core.staging import (
+    EntrySpec,
+    FileListKey,
+    FileType,
     StagedFile,
     StagingIndex,
     StagingSpec,
@@ -40,6 +45,7 @@ DEFAULT_KEEP_OLD_SECONDS = 8 * 24 * 3600.0
 STATE_FILE = ".staging-state.json"
 LOCK_FILE = ".staging.lock"
 _BUILD_PREFIX = ".build-"
+_CONFIG_SOURCE = "factory config (staging files)"
 
 
 def load_builtin_files(
@@ -77,6 +83,77 @@ def load_builtin_files(
     if problems:
         raise ConfigError("built-in glidein files", problems)
     return tuple(staged)
+
+
+def staging_spec_from_config(
+    config: FactoryConfig,
+    *,
+    base_dir: Path | None = None,
+    builtin_files: tuple[StagedFile, ...] | None = None,
+) -> StagingSpec:
+    """The staging spec of a factory config: built-in files, operator files, entry constants.
+
+    Global operator files go in the main lists (``exec`` ones in the after list, so that they
+    see entry constants and the frontend's files, like the built-in checks); entry files in the
+    entry's list. Entry constants are the attributes the config marks ``const``.
+
+    Args:
+        config: the validated factory config.
+        base_dir: what relative operator file paths are relative to (the config file's
+            directory, typically); the current directory by default.
+        builtin_files: the built-in files; :func:`load_builtin_files` by default.
+
+    Raises:
+        ConfigError: an operator file cannot be read, or the result is inconsistent.
+    """
+    base = base_dir if base_dir is not None else Path.cwd()
+    problems: list[str] = []
+    files = tuple(
+        _operator_file(item, base, f"files[{i}]", problems, main=True)
+        for i, item in enumerate(config.files)
+    )
+    entries = []
+    for name, entry in config.entries.items():
+        entry_files = tuple(
+            _operator_file(item, base, f"entries.{name}.files[{i}]", problems, main=False)
+            for i, item in enumerate(entry.files)
+        )
+        constants = {key: str(value) for key, value in entry.const_attributes().items()}
+        entries.append(EntrySpec(name, constants=constants, files=entry_files))
+    if problems:
+        raise ConfigError(_CONFIG_SOURCE, problems)
+    builtins = builtin_files if builtin_files is not None else load_builtin_files()
+    spec = StagingSpec(builtin_files=builtins, entries=tuple(entries), files=files)
+    build_staging_area(spec)  # validates now, so errors name the config rather than a build
+    return spec
+
+
+def _operator_file(
+    item: StagingFile, base: Path, where: str, problems: list[str], *, main: bool
+) -> StagedFile:
+    path = base / Path(item.path)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        problems.append(f"{where}.path: cannot read {path}: {exc.strerror}")
+        content = b""
+    try:
+        file_type = FileType(item.type.value)
+    except ValueError:
+        problems.append(f"{where}.type: glidein_startup.sh does not handle {item.type.value!r}")
+        file_type = FileType.REGULAR
+    after = main and file_type is FileType.EXEC
+    return StagedFile(
+        name=item.name,
+        content=content,
+        file_type=file_type,
+        list_key=FileListKey.AFTER_FILE_LIST if after else FileListKey.FILE_LIST,
+        cond_download=item.cond_download,
+        config_out=item.config_out,
+        untar_dir=item.untar_dir,
+        period=item.period,
+        prefix=item.prefix,
+    )
 
 
 def build_staging(
