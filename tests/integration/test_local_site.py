@@ -359,9 +359,41 @@ def test_entries_sharing_a_site_see_and_touch_only_their_own_glideins(
     assert set(mine).isdisjoint(theirs)
 
 
-def test_a_second_worker_for_a_served_site_is_refused(make_worker: WorkerMaker) -> None:
-    with serving(make_worker()), pytest.raises(PermanentError, match="already served"):
-        make_worker().run(threading.Event())
+def test_a_second_worker_for_a_served_site_is_refused(
+    backend: LocalSiteBackend, make_worker: WorkerMaker
+) -> None:
+    (job_id,) = submit(backend, 1, {"STANDIN_SLEEP": "60"})
+    with serving(make_worker()):
+        wait_for("the first worker", lambda: statuses(backend).get(job_id) is GlideinStatus.RUNNING)
+        give_up = threading.Event()
+        timer = threading.Timer(10, give_up.set)  # were it not refused, it would stop here
+        timer.start()
+        try:
+            with pytest.raises(PermanentError, match="already served"):
+                make_worker().run(give_up)
+        finally:
+            timer.cancel()
+        assert statuses(backend) == {job_id: GlideinStatus.RUNNING}
+
+
+def test_workers_of_two_sites_run_side_by_side_each_on_its_own_queue(
+    backend: LocalSiteBackend,
+    make_worker: WorkerMaker,
+    redis_client: redis.Redis,
+    workdir: Path,
+    stand_in: Path,
+) -> None:
+    other_site = LocalSiteBackend(redis_client, KEYS, "SITE_B", "fact", "inst", "entry1")
+    (here,) = submit(backend, 1, {"STANDIN_SLEEP": "60"})
+    (there,) = submit(other_site, 1, {"STANDIN_SLEEP": "60"})
+    worker_b = SiteWorker(
+        redis_client, KEYS, "SITE_B", 1, 0.0, workdir, random.Random(2), stand_in, FAST
+    )
+    with serving(make_worker(slots=1)), serving(worker_b):
+        wait_for("site A running", lambda: statuses(backend)[here] is GlideinStatus.RUNNING)
+        wait_for("site B running", lambda: statuses(other_site)[there] is GlideinStatus.RUNNING)
+        assert worker_b.running == [there]
+    assert (workdir / "SITE_A" / here).is_dir() and (workdir / "SITE_B" / there).is_dir()
 
 
 def test_finished_glideins_are_forgotten_with_their_directory_after_the_retention(
