@@ -43,23 +43,8 @@ from gwms_tasks.core.config_types import (
     empty_map,
     problems,
 )
+from gwms_tasks.core.escaping import SlotsLayout, Verbosity
 from gwms_tasks.core.limits import EntryLimits, HeldPolicy, StaleAges
-
-
-class Verbosity(enum.StrEnum):
-    """``-v`` of glidein_startup.sh (reference §5.2)."""
-
-    STD = "std"
-    NODEBUG = "nodebug"
-    FAST = "fast"
-    CHECK = "check"
-
-
-class SlotsLayout(enum.StrEnum):
-    """How the glidein's startd splits the node."""
-
-    FIXED = "fixed"
-    PARTITIONABLE = "partitionable"
 
 
 class WhitelistVerdict(enum.StrEnum):

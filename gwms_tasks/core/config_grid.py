@@ -31,6 +31,11 @@ class GridKind(enum.StrEnum):
     def is_cloud(self) -> bool:
         return self in (GridKind.EC2, GridKind.GCE)
 
+    @property
+    def quotes_arguments(self) -> bool:
+        """Whether arguments use the quoted ("new") syntax; condor and batch do not (§4.4)."""
+        return self not in (GridKind.CONDOR, GridKind.BATCH)
+
 
 BATCH_SYSTEMS: Final = ("condor", "lsf", "pbs", "sge", "slurm")
 _GLOBUS: Final = ("gt2", "gt5")

@@ -10,6 +10,7 @@ the request cannot be served.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ class CredentialProblem(enum.StrEnum):
     MISSING = "missing_credential"
     NOT_ALLOWED = "credential_not_allowed"
     UNSUPPORTED_METHOD = "unsupported_auth_method"
+    UNSAFE_ID = "unsafe_credential_id"
 
 
 # Encrypted parameters that name a credential file (by id), and the auth token that uses them.
@@ -38,6 +40,10 @@ CREDENTIAL_PARAMS: Mapping[str, AuthToken | None] = {
 }
 SCITOKEN_PARAM = "frontend_scitoken"
 SCITOKEN_ID_PARAM = "ScitokenId"
+
+
+SAFE_CREDENTIAL_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+"""Credential ids name files (``credential_<client>_<id>``) and tag jobs: no path, no quoting."""
 
 
 def idtoken_param(entry: str) -> str:
@@ -77,10 +83,17 @@ def choose_credential(
     """
     present = {name for name in CREDENTIAL_PARAMS if enc.get(name)}
     if AuthToken.SCITOKEN in auth and AuthToken.GRID_PROXY not in auth:
-        return _scitoken_only(enc, present)
-    if AuthToken.GRID_PROXY in auth:
-        return _grid_proxy(enc, params, present)
-    return _pilot_proxy_family(auth, enc, present)
+        choice = _scitoken_only(enc, present)
+    elif AuthToken.GRID_PROXY in auth:
+        choice = _grid_proxy(enc, params, present)
+    else:
+        choice = _pilot_proxy_family(auth, enc, present)
+    if isinstance(choice, CredentialChoice) and not SAFE_CREDENTIAL_ID.match(choice.credential_id):
+        return CredentialRejection(
+            CredentialProblem.UNSAFE_ID,
+            f"credential id {choice.credential_id!r} may only hold letters, digits, '.', '_', '-'",
+        )
+    return choice
 
 
 def _scitoken_only(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from gwms_tasks.core.config_types import ALL, FACTORY
+from gwms_tasks.core.decisions import DownReason
 from gwms_tasks.errors import ConfigError
 
 __all__ = [
@@ -123,6 +124,31 @@ class Downtimes:
         its frontend or security class.
         """
         return self.down_at(now) or self.down_at(now, entry, frontend, security_class)
+
+
+def down_reason(period: Downtime) -> DownReason:
+    """The DownReason a downtime gives to the requests it stops: its narrowest scope."""
+    if period.scope.security_class != ALL:
+        return DownReason.SECURITY_CLASS_DOWNTIME
+    if period.scope.frontend != ALL:
+        return DownReason.FRONTEND_DOWNTIME
+    if period.scope.entry == FACTORY:
+        return DownReason.FACTORY_DOWNTIME
+    return DownReason.ENTRY_DOWNTIME
+
+
+def entry_down_reason(downtimes: Downtimes, now: float, entry: str) -> DownReason | None:
+    """Why the whole entry takes no new glideins at ``now`` (factory or entry downtime)."""
+    period = downtimes.down_at(now) or downtimes.down_at(now, entry)
+    return None if period is None else down_reason(period)
+
+
+def request_down_reason(
+    downtimes: Downtimes, now: float, entry: str, frontend: str, security_class: str
+) -> DownReason | None:
+    """Why one request's new glideins are stopped at ``now``, or None."""
+    period = downtimes.blocking(now, entry, frontend, security_class)
+    return None if period is None else down_reason(period)
 
 
 def parse_downtimes(text: str, source: str) -> Downtimes:

@@ -21,7 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import classad2
+from pydantic_core import PydanticCustomError
 
+from gwms_tasks.core import config_grid
+from gwms_tasks.core.config_grid import GridKind as GridType
+from gwms_tasks.core.escaping import SlotsLayout
 from gwms_tasks.errors import ConfigError, PermanentError
 from gwms_tasks.ports import GlideinTags, Submission
 
@@ -36,34 +40,10 @@ _MULTILINE = re.compile(r"[\n\r\x00]")
 _SOURCE = "entry submit settings"
 
 
-class GridType(enum.StrEnum):
-    """Grid types of an entry. ec2/gce are named so that they can be refused clearly."""
-
-    CONDOR = "condor"
-    BATCH = "batch"
-    ARC = "arc"
-    NORDUGRID = "nordugrid"
-    CREAM = "cream"
-    EC2 = "ec2"
-    GCE = "gce"
-
-    @property
-    def quotes_arguments(self) -> bool:
-        """Whether arguments use the quoted ("new") syntax; condor and batch do not (§4.4)."""
-        return self not in (GridType.CONDOR, GridType.BATCH)
-
-
 UNSUPPORTED_GRID_TYPES = frozenset({GridType.EC2, GridType.GCE})
 """VM entries (user data of §4.2) are not implemented: their settings are refused."""
 
 _RSL_COMMAND = {GridType.NORDUGRID: "nordugrid_rsl", GridType.CREAM: "cream_attributes"}
-
-
-class SlotsLayout(enum.StrEnum):
-    """How the glidein's startd splits its slots (GlideinSlotsLayout)."""
-
-    FIXED = "fixed"
-    PARTITIONABLE = "partitionable"
 
 
 class SubmitEnv(enum.StrEnum):
@@ -196,15 +176,17 @@ def _attr_problems(s: EntrySubmitSettings) -> list[str]:
 def parse_grid_type(text: str) -> tuple[GridType, str | None]:
     """Split a glideinWMS grid type (``"condor"``, ``"batch slurm"``) into type and batch system.
 
+    The config's parser (gwms_tasks.core.config_grid) decides what is valid; this only turns its
+    refusal into a ConfigError for settings built outside a config file.
+
     Raises:
         ConfigError: an unknown or obsolete (gt2, gt5) type, or ``batch`` without a system.
     """
-    words = text.split()
-    known = {g.value: g for g in GridType}
-    shape_ok = len(words) == (2 if words[:1] == ["batch"] else 1)
-    if not words or words[0] not in known or not shape_ok:
-        raise ConfigError(_SOURCE, [f"grid_type: expected one of {sorted(known)}, got {text!r}"])
-    return known[words[0]], (words[1] if len(words) == 2 else None)
+    try:
+        parsed = config_grid.parse_grid_type(text)
+    except PydanticCustomError as exc:
+        raise ConfigError(_SOURCE, [f"grid_type: {exc.message()}, got {text!r}"]) from None
+    return parsed.kind, parsed.lrms
 
 
 def literal(value: str, what: str) -> str:

@@ -21,20 +21,17 @@ from dataclasses import dataclass, field
 
 from gwms_tasks.core.ads import AdType
 from gwms_tasks.core.classad_text import string_literal
-from gwms_tasks.core.decisions import DownReason
+from gwms_tasks.core.downtimes import Downtimes, entry_down_reason, request_down_reason
 from gwms_tasks.core.envelope import seal
 from gwms_tasks.core.escaping import (
     ClientGroupStaging,
     ClientStaging,
     GlideinStartup,
-    SlotsLayout,
-    Verbosity,
 )
 from gwms_tasks.core.escaping import glidein_arguments as build_arguments
 from gwms_tasks.core.model import Glidein, StatusCounts, frontend_key
 from gwms_tasks.core.plan import DemandPlan, EntryPlan, plan_entry
 from gwms_tasks.core.requests import (
-    DownCheck,
     Rejection,
     Request,
     ValidationContext,
@@ -82,7 +79,8 @@ def find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
 def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
     now = deps.clock()
     result = FindWorkResult(entry)
-    requests = _read_requests(deps, entry, now, result)
+    downtimes = deps.downtimes()
+    requests = _read_requests(deps, entry, now, downtimes, result)
     inflight = _live_inflight(deps, entry, now)
     try:
         glideins = deps.backend_for(entry).query()
@@ -96,7 +94,7 @@ def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
         deps.config.entry_limits(entry),
         cfg.held_policy(),
         cfg.stale_ages(),
-        _entry_down(deps, entry, now),
+        entry_down_reason(downtimes, now, entry),
         now,
     )
     by_key = {request.demand.work_key: request for request in requests}
@@ -109,13 +107,17 @@ def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
 
 
 def _read_requests(
-    deps: FactoryDeps, entry: str, now: float, result: FindWorkResult
+    deps: FactoryDeps, entry: str, now: float, downtimes: Downtimes, result: FindWorkResult
 ) -> list[Request]:
     fac = deps.config.factory
     req_name = f"{entry}@{fac.glidein_name}@{fac.name}"
     ads = deps.dashboard.query(AdType.GLIDECLIENT, f"ReqGlidein =?= {string_literal(req_name)}")
     ctx = ValidationContext(
-        deps.config, entry, deps.keyring(), now, _request_down_check(deps, entry, now)
+        deps.config,
+        entry,
+        deps.keyring(),
+        now,
+        lambda frontend, sc: request_down_reason(downtimes, now, entry, frontend, sc),
     )
     requests: list[Request] = []
     for ad in ads:
@@ -146,35 +148,6 @@ def _record_rejection(
         },
     )
     result.reasons[key] = rejection.reason.value
-
-
-def _request_down_check(deps: FactoryDeps, entry: str, now: float) -> DownCheck:
-    downtimes = deps.downtimes()
-
-    def down_for(frontend: str, security_class: str) -> DownReason | None:
-        period = downtimes.blocking(now, entry, frontend, security_class)
-        if period is None:
-            return None
-        if period.scope.security_class not in ("All", "all"):
-            return DownReason.SECURITY_CLASS_DOWNTIME
-        if period.scope.frontend not in ("All", "all"):
-            return DownReason.FRONTEND_DOWNTIME
-        return (
-            DownReason.FACTORY_DOWNTIME
-            if period.scope.entry == "factory"
-            else DownReason.ENTRY_DOWNTIME
-        )
-
-    return down_for
-
-
-def _entry_down(deps: FactoryDeps, entry: str, now: float) -> DownReason | None:
-    downtimes = deps.downtimes()
-    if downtimes.down_at(now) is not None:
-        return DownReason.FACTORY_DOWNTIME
-    if downtimes.down_at(now, entry) is not None:
-        return DownReason.ENTRY_DOWNTIME
-    return None
 
 
 def _live_inflight(deps: FactoryDeps, entry: str, now: float) -> list[InflightSubmit]:
@@ -248,21 +221,8 @@ def _store_snapshot(deps: FactoryDeps, entry: str, glideins: Sequence[Glidein], 
         scopes.setdefault(f"frontend:{glidein.frontend}", []).append(glidein)
         cred = f"credential:{glidein.client}|{glidein.security_class}|{glidein.credential_id}"
         scopes.setdefault(cred, []).append(glidein)
-    counts = {scope: _counts_dict(StatusCounts.of(items)) for scope, items in scopes.items()}
+    counts = {scope: StatusCounts.of(items).to_dict() for scope, items in scopes.items()}
     deps.state.entries.put_snapshot(EntrySnapshot(entry, now, counts, len(glideins)))
-
-
-def _counts_dict(counts: StatusCounts) -> dict[str, int]:
-    return {
-        "idle": counts.idle,
-        "running": counts.running,
-        "held": counts.held,
-        "wait": counts.wait,
-        "pending": counts.pending,
-        "stage_in": counts.stage_in,
-        "idle_other": counts.idle_other,
-        "stage_out": counts.stage_out,
-    }
 
 
 def _act_on_demand(
@@ -404,8 +364,8 @@ def _arguments(deps: FactoryDeps, entry: str, request: Request) -> list[str]:
         sign_type=index.sign_type,
         proxy_url=cfg.proxy_url or "None",
         startup_dir=cfg.startup_dir,
-        slots_layout=SlotsLayout(cfg.slots_layout.value),
-        verbosity=Verbosity(cfg.verbosity.value),
+        slots_layout=cfg.slots_layout,
+        verbosity=cfg.verbosity,
     )
     web = request.web
     client = ClientStaging(web["URL"], web["DescriptFile"], web["DescriptSign"])

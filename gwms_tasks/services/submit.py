@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gwms_tasks.core.credentials import SCITOKEN_PARAM
+from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID, SCITOKEN_PARAM
 from gwms_tasks.core.envelope import UserKey, open_sealed
 from gwms_tasks.core.sanitize import JobAction
 from gwms_tasks.errors import PermanentError, TransientError
@@ -163,9 +163,14 @@ def _open_secrets(deps: UserDeps, sealed: Mapping[str, str]) -> dict[str, str]:
 
 
 def credential_file_name(client: str, credential_id: str) -> str:
-    """``credential_<ClientName>_<id>`` (reference §7.1); ids must not escape the directory."""
-    safe = credential_id.replace("/", "_").replace("..", "_")
-    return f"credential_{client}_{safe}"
+    """``credential_<ClientName>_<id>`` (reference §7.1).
+
+    Request validation already refuses unsafe ids; this refuses them again because a file
+    name built from one could leave the user's credential directory.
+    """
+    if not SAFE_CREDENTIAL_ID.match(credential_id):
+        raise PermanentError(f"unsafe credential id {credential_id!r}")
+    return f"credential_{client}_{credential_id}"
 
 
 def write_private_file(path: Path, content: bytes) -> None:

@@ -21,7 +21,7 @@ from gwms_tasks.core.config import (
     RedisDashboard,
     load_config,
 )
-from gwms_tasks.core.config_entry import SlotsLayout, Verbosity, WhitelistVerdict
+from gwms_tasks.core.config_entry import WhitelistVerdict
 from gwms_tasks.core.config_grid import (
     AuthToken,
     GridKind,
@@ -35,6 +35,7 @@ from gwms_tasks.core.config_parts import (
     SimulatedBackend,
     StagingFileType,
 )
+from gwms_tasks.core.escaping import SlotsLayout, Verbosity
 from gwms_tasks.core.limits import (
     DEFAULT_ENTRY_LIMITS,
     DEFAULT_FRONTEND_LIMITS,

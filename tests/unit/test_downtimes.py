@@ -8,15 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gwms_tasks.core.decisions import DownReason
 from gwms_tasks.core.downtimes import (
     ALL,
     FACTORY,
     Downtime,
     Downtimes,
     DowntimeScope,
+    entry_down_reason,
     format_downtime,
     format_downtimes,
     parse_downtimes,
+    request_down_reason,
 )
 from gwms_tasks.errors import ConfigError
 
@@ -190,3 +193,37 @@ def test_any_text_is_downtimes_or_a_config_error(text: str) -> None:
         parse_downtimes(text, "d")
     except ConfigError as exc:
         assert all(problem.startswith("line ") for problem in exc.problems)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("2020-01-01T00:00:00 None", DownReason.FACTORY_DOWNTIME),
+        ("2020-01-01T00:00:00 None ce1", DownReason.ENTRY_DOWNTIME),
+        ("2020-01-01T00:00:00 None All", DownReason.ENTRY_DOWNTIME),
+        ("2020-01-01T00:00:00 None ce1 fe1", DownReason.FRONTEND_DOWNTIME),
+        ("2020-01-01T00:00:00 None ce1 fe1 sc1", DownReason.SECURITY_CLASS_DOWNTIME),
+    ],
+)
+def test_a_request_stopped_by_a_downtime_is_told_its_narrowest_scope(
+    line: str, reason: DownReason
+) -> None:
+    downtimes = parse_downtimes(line + "\n", "test")
+    now = 1_700_000_000.0
+    assert request_down_reason(downtimes, now, "ce1", "fe1", "sc1") is reason
+    assert request_down_reason(downtimes, now, "ce2", "fe2", "sc2") in (
+        None,
+        DownReason.FACTORY_DOWNTIME,
+        DownReason.ENTRY_DOWNTIME,
+    )
+
+
+def test_frontend_scoped_downtime_does_not_put_the_entry_down() -> None:
+    downtimes = parse_downtimes("2020-01-01T00:00:00 None ce1 fe1\n", "test")
+    assert entry_down_reason(downtimes, 1_700_000_000.0, "ce1") is None
+    assert (
+        entry_down_reason(
+            parse_downtimes("2020-01-01T00:00:00 None ce1\n", "t"), 1_700_000_000.0, "ce1"
+        )
+        is DownReason.ENTRY_DOWNTIME
+    )

@@ -206,6 +206,17 @@ def test_grid_proxy_entry_takes_the_proxy_id_as_credential_id(config, factory_ke
     assert result.submit_credential == "proxy_42"
 
 
+def test_a_credential_id_that_could_leave_the_credential_directory_is_rejected(
+    config, factory_key
+) -> None:
+    fe = FrontendSide(factory_key)
+    ad = fe.request("local_cluster", enc={"SubmitProxy": "../../etc/passwd"})
+    result = _validate(ad, config, factory_key, entry="local_cluster")
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.CREDENTIALS
+    assert "credential id" in result.detail
+
+
 def test_grid_proxy_entry_without_proxy_is_rejected(config, factory_key) -> None:
     fe = FrontendSide(factory_key)
     ad = fe.request("local_cluster", enc={})
