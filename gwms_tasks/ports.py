@@ -328,3 +328,140 @@ class UserKeys(Protocol):
     def publish(self, username: str, public_pem: bytes) -> None: ...
 
     def public_pem(self, username: str) -> bytes | None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Completed glideins: what the factory learnt from the output of glideins that ended
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedGlidein:
+    """One glidein that ended, as its output told (see gwms_tasks/core/glidein_log.py).
+
+    Attributes:
+        job_id: the backend's job id (unique per entry; recording it twice changes nothing).
+        entry / client: where it ran and for whom (``client`` is the request's ClientName).
+        security_class / frontend: the request's security class, and ``frontend:sc``.
+        finished_at: epoch seconds when the backend saw it end.
+        result: a ``GlideinResult`` value (ok, validation_failed, payload_failed, killed, unknown).
+        exit_code: the glidein's exit code, when known.
+        wall_seconds: from start to end of ``glidein_startup.sh``.
+        validation_seconds: time spent before the payload started.
+        payload_seconds: time the payload ran.
+        user_jobs: user jobs (tasks) the payload reported having run.
+        failed_script / failure_category / failure_detail: the failing validation script and
+            its category (``WN_Resource``, ``Network``, ``Config``, ...), when one failed.
+        log_path: where the kept raw stdout/stderr are (empty when not kept).
+    """
+
+    job_id: str
+    entry: str
+    client: str
+    security_class: str
+    frontend: str
+    finished_at: float
+    result: str
+    exit_code: int | None = None
+    wall_seconds: float = 0.0
+    validation_seconds: float = 0.0
+    payload_seconds: float = 0.0
+    user_jobs: int = 0
+    failed_script: str = ""
+    failure_category: str = ""
+    failure_detail: str = ""
+    log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedStats:
+    """Counts over completed glideins of one scope (an entry, or one client of an entry).
+
+    ``waste_seconds`` is the wall time of glideins that ran no user job (validation failures
+    and idle pilots), glideinWMS's "badput".
+    """
+
+    completed: int = 0
+    ok: int = 0
+    failed_validation: int = 0
+    failed_payload: int = 0
+    killed: int = 0
+    unknown: int = 0
+    user_jobs: int = 0
+    wall_seconds: float = 0.0
+    waste_seconds: float = 0.0
+    by_category: Mapping[str, int] = field(default_factory=dict)
+
+
+class CompletedGlideins(Protocol):
+    """Completed-glidein outcomes and their statistics, per entry and client.
+
+    Guarantees: ``record`` is idempotent per (entry, job_id); ``stats`` counts each recorded
+    glidein once in every window that contains its ``finished_at``; ``recent`` keeps at least
+    the last ``keep`` outcomes of an entry, newest first.
+    """
+
+    def record(self, outcome: CompletedGlidein) -> bool:
+        """Store one outcome; False when that job was already recorded (nothing changed)."""
+        ...
+
+    def recent(self, entry: str, limit: int = 50) -> list[CompletedGlidein]:
+        """The newest outcomes of an entry, newest first."""
+        ...
+
+    def stats(self, entry: str, since: float) -> dict[str, CompletedStats]:
+        """Counts of glideins finished at or after ``since``: ``"entry"`` and ``"client:<c>"``."""
+        ...
+
+    def totals(self, entry: str) -> dict[str, CompletedStats]:
+        """Counts since the factory started recording (monotonic; for Prometheus counters)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Counters for monitoring (Prometheus) and credentials known to the factory
+
+
+class Counters(Protocol):
+    """Monotonic per-entry counters (submits, removals, decisions by reason, cycle times).
+
+    Field names are plain (``submitted``, ``removed``, ``released``, ``failed_submits``,
+    ``decision:<reason>``, ``cycle_seconds:<task>``, ``cycles:<task>``) or per client
+    (``client:<client>:<name>``). Guarantees: ``add`` is atomic per field; values only grow.
+    """
+
+    def add(self, entry: str, values: Mapping[str, float]) -> None: ...
+
+    def read(self, entry: str) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KnownCredential:
+    """What the factory may show about a credential it received; never its content.
+
+    Attributes:
+        client: the ClientName that shipped it; frontend: its SecurityName.
+        security_class: its security class; username: the local user it was stored for.
+        credential_id: the id the requests name it by.
+        kind: ``proxy``, ``scitoken``, ``idtoken`` or ``file`` (as far as it can be told).
+        received_at: epoch seconds of the last time it was received.
+        expires_at: epoch seconds of expiry when it can be read (JWT ``exp``, X.509 notAfter).
+        fingerprint: the first 16 hex digits of its SHA-256, to tell versions apart.
+    """
+
+    client: str
+    frontend: str
+    security_class: str
+    username: str
+    credential_id: str
+    kind: str
+    received_at: float
+    expires_at: float | None = None
+    fingerprint: str = ""
+
+
+class CredentialIndex(Protocol):
+    """Credentials received from frontends, by (client, credential id); metadata only."""
+
+    def put(self, credential: KnownCredential) -> None: ...
+
+    def list(self, frontend: str | None = None) -> list[KnownCredential]: ...
