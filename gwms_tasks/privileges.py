@@ -8,8 +8,12 @@ refuses unless it already *is* that user. Root is never a target.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import importlib
+import io
 import os
+import pkgutil
 import pwd
 import stat
 from dataclasses import dataclass
@@ -170,3 +174,33 @@ def _own_and_protect(fd: int, path: Path, user: UnixUser, *, as_root: bool) -> N
         os.fchown(fd, user.uid, user.gid)
     if stat.S_IMODE(info.st_mode) != PRIVATE_DIR_MODE:
         os.fchmod(fd, PRIVATE_DIR_MODE)
+
+
+_NOT_PRELOADED = {"test", "tests", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3"}
+_NOT_PRELOADED |= {"ensurepip", "venv", "antigravity", "this", "__main__", "__phello__"}
+
+
+def python_readable_by_others() -> bool:
+    """True when any local user can read this interpreter's standard library."""
+    stdlib = Path(os.__file__).resolve().parent
+    searchable = all(os.stat(parent).st_mode & 0o001 for parent in stdlib.parents)
+    return searchable and os.stat(stdlib).st_mode & 0o005 == 0o005
+
+
+def preload_stdlib() -> None:
+    """Import the standard library now, if users other than root could not read it later.
+
+    On a machine whose Python lives in root's private home (like a pyenv under /root), a
+    worker that drops privileges can no longer import the standard library modules it loads
+    lazily. A deployment installs Python where its users can read it; a test started as root
+    on such a machine imports them up front instead, before the worker drops to its user.
+    """
+    if python_readable_by_others():
+        return
+    stdlib = Path(os.__file__).resolve().parent
+    places = [str(stdlib), str(stdlib / "lib-dynload")]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for info in pkgutil.walk_packages(places, onerror=lambda _name: None):
+            if _NOT_PRELOADED.isdisjoint(info.name.split(".")):
+                with contextlib.suppress(Exception):
+                    importlib.import_module(info.name)

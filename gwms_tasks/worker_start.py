@@ -7,7 +7,8 @@ until the process is asked to stop and returns Celery's exit code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -15,8 +16,9 @@ from celery import Celery
 
 from gwms_tasks.celery_app import DEFAULT_INCLUDE, make_celery
 from gwms_tasks.config_file import read_config
+from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.errors import PermanentError
-from gwms_tasks.privileges import drop_to_user
+from gwms_tasks.privileges import ROOT_UID, drop_to_user, ensure_private_dir, preload_stdlib
 from gwms_tasks.queues import FACTORY_QUEUE, user_queue
 from gwms_tasks.schedule import reload
 
@@ -66,12 +68,16 @@ def start_user_worker(
     *,
     concurrency: int = USER_WORKER_CONCURRENCY,
     include: Sequence[str] = DEFAULT_INCLUDE,
+    prepare: Callable[[FactoryConfig], None] | None = None,
 ) -> int:
     """Run ``username``'s worker: submit, release, remove and store credentials, as that user.
 
     The config is read first (as the starting user, so it may stay readable by root only),
     then the process becomes ``username`` for good, and only then is the Celery app built and
-    the queue ``gwms.user.<username>`` consumed.
+    the queue ``gwms.user.<username>`` consumed. As root, the user's private directory under
+    ``client_proxies_base_dir`` is made first (owned by the user, 0700), and the standard library
+    is imported up front when the user could not read it later (see ``preload_stdlib``).
+    ``prepare`` runs after the drop, before consuming (the CLI publishes the worker's key there).
 
     Raises:
         ConfigError: the config file is unreadable or invalid.
@@ -87,7 +93,14 @@ def start_user_worker(
             f"(users in the config: {known})"
         )
     argv = worker_argv(queue, user_hostname(username), concurrency, loglevel)
+    if os.geteuid() == ROOT_UID:
+        base = Path(config.factory.client_proxies_base_dir)
+        base.mkdir(mode=0o755, parents=True, exist_ok=True)
+        ensure_private_dir(base / f"user_{username}", username)
+        preload_stdlib()
     drop_to_user(username)
+    if prepare is not None:
+        prepare(config)
     return _run(make_celery(config, include=include), argv)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gwms_tasks.core.ads import FrontendWeb, GlideClientAd, RequestKey
+from gwms_tasks.core.ads import FrontendWeb, GlideClientAd, RemoveExcess, RequestKey
 from gwms_tasks.core.classad_text import AdValue
 from gwms_tasks.core.config import FactoryConfig, load_config
 from gwms_tasks.core.crypto import FactoryKey, FactoryPublicKey, SymKey
@@ -52,6 +52,7 @@ class FrontendSide:
         cred_id: str = "cred1",
         factory: str = "demo_factory",
         glidein: str = "gfactory_instance",
+        remove_excess: str = "NO",
     ) -> dict[str, AdValue]:
         values = {
             "SecurityName": self.security_name,
@@ -76,6 +77,7 @@ class FrontendSide:
             ),
             idle_glideins=idle,
             max_glideins=max_glideins,
+            remove_excess=RemoveExcess(remove_excess),
             key=self.key(),
             params=params or {},
             enc_params={k: self.sym.encrypt_hex(v) for k, v in values.items()},

@@ -5,34 +5,38 @@ period is reused; an older one is moved to ``rsa.key.bak`` and a new ``rsa.key``
 mtime of ``rsa.key`` is the time it became current, so the old key stays valid until that mtime
 plus the grace period, across restarts within the window; after it, ``rsa.key.bak`` is deleted.
 
-Every key file is written atomically (temp file, fsync, rename) with mode 0600 in a 0700
-directory, and is only read when it is a regular file of ours that group and others cannot read.
+Every key file is written atomically with mode 0600 in a 0700 directory (by
+:mod:`gwms_tasks.private_files`, as credentials are), and is only read when it is a regular file
+of ours that group and others cannot read.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from gwms_tasks.core.crypto import FactoryKey
 from gwms_tasks.core.envelope import UserKey
 from gwms_tasks.core.keyring import DEFAULT_GRACE_SECONDS, Keyring, StartupAction, startup_decision
-from gwms_tasks.errors import PermanentError
+from gwms_tasks.private_files import (
+    PrivateFileError,
+    create_private,
+    ensure_private_dir,
+    os_call,
+    remove_file,
+    write_private,
+)
 
 FACTORY_KEY_FILENAME = "rsa.key"
 OLD_FACTORY_KEY_FILENAME = "rsa.key.bak"
 USER_KEY_FILENAME = "worker_key.pem"
 _MAX_KEY_FILE_BYTES = 64 * 1024  # a 16384-bit PEM key is under 13 KiB
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
-
-class KeyFileError(PermanentError):
-    """A key file or directory is unsafe, unreadable or unwritable."""
+KeyFileError = PrivateFileError
+"""A key file or directory is unsafe, unreadable or unwritable (key files are private files,
+written by :mod:`gwms_tasks.private_files`, so both raise the one error)."""
 
 
 def load_or_create_factory_keyring(
@@ -58,7 +62,7 @@ def load_or_create_factory_keyring(
         KeyFileError: a key file or the directory is unsafe or unusable.
         CryptoError: a key file does not hold an RSA key encrypted with the default passphrase.
     """
-    _ensure_private_dir(work_dir)
+    ensure_private_dir(work_dir)
     key_path = work_dir / FACTORY_KEY_FILENAME
     old_path = work_dir / OLD_FACTORY_KEY_FILENAME
     action = startup_decision(_age(key_path, now), grace)
@@ -67,14 +71,14 @@ def load_or_create_factory_keyring(
     else:
         if action is StartupAction.ROTATE:
             FactoryKey.from_pem(_read_private(key_path))  # never rotate a key we could not use
-            _os_call(os.replace, key_path, old_path)
+            os_call(os.replace, key_path, old_path)
         current = make_key(bits)
-        _write_private(key_path, current.to_pem(), mtime=now)
+        write_private(key_path, current.to_pem(), mtime=now)
     valid_until = _mtime(key_path) + grace
     if not old_path.exists():
         return Keyring(current)
     if now >= valid_until:
-        _remove(old_path)
+        remove_file(old_path)
         return Keyring(current)
     return Keyring(current, FactoryKey.from_pem(_read_private(old_path)), valid_until)
 
@@ -83,7 +87,7 @@ def retire_expired_factory_key(work_dir: Path, keyring: Keyring, now: float) -> 
     """Drop the old key once its grace window is over, deleting ``rsa.key.bak`` with it."""
     trimmed = keyring.drop_expired(now)
     if trimmed is not keyring:
-        _remove(work_dir / OLD_FACTORY_KEY_FILENAME)
+        remove_file(work_dir / OLD_FACTORY_KEY_FILENAME)
     return trimmed
 
 
@@ -101,27 +105,13 @@ def load_or_create_user_key(
         KeyFileError: the key file is readable by group or others, not ours, or unusable.
         CryptoError: the file does not hold an unencrypted RSA private key.
     """
-    _ensure_private_dir(key_dir)
+    ensure_private_dir(key_dir)
     path = key_dir / USER_KEY_FILENAME
     if not path.exists():
         created = make_key(bits)
-        if _create_private(path, created.private_pem()):
+        if create_private(path, created.private_pem()):
             return created
     return UserKey.from_pem(_read_private(path))
-
-
-def _os_call(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """``func(*args, **kwargs)`` with OSError translated to KeyFileError."""
-    try:
-        return func(*args, **kwargs)
-    except OSError as exc:
-        raise KeyFileError(f"{func.__name__} failed: {exc}") from exc
-
-
-def _ensure_private_dir(directory: Path) -> None:
-    _os_call(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(_os_call(os.stat, directory).st_mode) != 0o700:
-        _os_call(os.chmod, directory, 0o700)
 
 
 def _age(path: Path, now: float) -> float | None:
@@ -134,14 +124,7 @@ def _age(path: Path, now: float) -> float | None:
 
 
 def _mtime(path: Path) -> float:
-    return _os_call(os.stat, path).st_mtime
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise KeyFileError(f"cannot delete {path}: {exc}") from exc
+    return os_call(os.stat, path).st_mtime
 
 
 def _read_private(path: Path) -> bytes:
@@ -173,50 +156,26 @@ def _check_private(path: Path, info: os.stat_result) -> None:
         raise KeyFileError(f"key file {path} is {info.st_size} bytes, too big for a key")
 
 
-def _temp_with(directory: Path, name: str, data: bytes) -> str:
-    """A synced 0600 temp file holding ``data`` next to its final name."""
-    fd, temp = _os_call(tempfile.mkstemp, dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        _remove(Path(temp))
-        raise KeyFileError(f"cannot write {temp}: {exc}") from exc
-    return temp
+def load_factory_keyring(work_dir: Path, grace: float = DEFAULT_GRACE_SECONDS) -> Keyring:
+    """The factory keyring as the files are now, never generating or rotating anything.
 
+    For every process but the one that starts the factory (pool processes, several factory
+    workers): :func:`load_or_create_factory_keyring` runs once at factory start; the others
+    only read what it wrote. The old key is kept while ``rsa.key``'s mtime + ``grace`` lies
+    ahead (the caller drops it when the time comes with ``Keyring.drop_expired``).
 
-def _write_private(path: Path, data: bytes, mtime: float) -> None:
-    """Atomically replace ``path`` with ``data`` (mode 0600) and set its mtime."""
-    temp = _temp_with(path.parent, path.name, data)
-    try:
-        _os_call(os.utime, temp, (mtime, mtime))
-        _os_call(os.replace, temp, path)
-    finally:
-        _remove(Path(temp))
-    _sync_dir(path.parent)
-
-
-def _create_private(path: Path, data: bytes) -> bool:
-    """Atomically create ``path`` with ``data`` (mode 0600); False if it already exists."""
-    temp = _temp_with(path.parent, path.name, data)
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {path}: {exc}") from exc
-    finally:
-        _remove(Path(temp))
-    _sync_dir(path.parent)
-    return True
-
-
-def _sync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = _os_call(os.open, directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    Raises:
+        KeyFileError: no ``rsa.key`` yet (start the factory worker first), or an unsafe file.
+        CryptoError: a key file does not hold an RSA key encrypted with the default passphrase.
+    """
+    key_path = work_dir / FACTORY_KEY_FILENAME
+    old_path = work_dir / OLD_FACTORY_KEY_FILENAME
+    if not key_path.exists():
+        raise KeyFileError(
+            f"no factory key at {key_path}: `gwms worker factory` creates it at its first start"
+        )
+    current = FactoryKey.from_pem(_read_private(key_path))
+    if not old_path.exists():
+        return Keyring(current)
+    valid_until = _mtime(key_path) + grace
+    return Keyring(current, FactoryKey.from_pem(_read_private(old_path)), valid_until)

@@ -9,8 +9,9 @@ Expected failures are project errors, printed as plain lines on stderr with exit
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -18,6 +19,7 @@ from gwms_tasks import __version__
 from gwms_tasks.errors import ConfigError, GwmsError
 
 EXIT_INVALID = 1
+F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_ENV = "GWMS_CONFIG"
 DEFAULT_CONFIG = "/etc/gwms-tasks/factory.yaml"
 
@@ -28,7 +30,7 @@ def gwms() -> None:
     """gwms-tasks: a glidein factory on Celery + Redis."""
 
 
-def config_option() -> click.Option:
+def config_option() -> Callable[[F], F]:
     """``--config FILE``: the factory config (``$GWMS_CONFIG``, else the system default)."""
     return click.option(
         "--config",
@@ -38,7 +40,7 @@ def config_option() -> click.Option:
         default=DEFAULT_CONFIG,
         show_default=True,
         help=f"Factory config file (env {CONFIG_ENV}).",
-    )  # type: ignore[return-value]
+    )
 
 
 def report(error: GwmsError) -> None:

@@ -11,8 +11,6 @@ therefore never submits twice; an order whose ledger says "submitted" does nothi
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from gwms_tasks.core.envelope import UserKey, open_sealed
 from gwms_tasks.core.sanitize import JobAction
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.ports import FailedSubmit, GridBackend, StateStore
+from gwms_tasks.private_files import ensure_private_dir, write_private_if_changed
 from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
 
 log = logging.getLogger(__name__)
@@ -142,14 +141,16 @@ def credential_environment(deps: UserDeps, order: SubmitOrder) -> dict[str, str]
             )
         env["X509_USER_PROXY"] = str(proxy)
     secrets = _open_secrets(deps, order.sealed_secrets)
+    if secrets:
+        ensure_private_dir(deps.credential_dir)
     if SCITOKEN_PARAM in secrets:
         path = deps.credential_dir / f"credential_{tags.client}_{tags.entry}.scitoken"
-        write_private_file(path, secrets[SCITOKEN_PARAM].encode())
+        write_private_if_changed(path, secrets[SCITOKEN_PARAM].encode())
         env["SCITOKENS_FILE"] = str(path)
     idtoken = secrets.get(f"{tags.entry}.idtoken")
     if idtoken:
         path = deps.credential_dir / f"credential_{tags.client}_{tags.entry}.idtoken"
-        write_private_file(path, idtoken.encode())
+        write_private_if_changed(path, idtoken.encode())
         env["IDTOKENS_FILE"] = str(path)
     return env
 
@@ -171,24 +172,6 @@ def credential_file_name(client: str, credential_id: str) -> str:
     if not SAFE_CREDENTIAL_ID.match(credential_id):
         raise PermanentError(f"unsafe credential id {credential_id!r}")
     return f"credential_{client}_{credential_id}"
-
-
-def write_private_file(path: Path, content: bytes) -> None:
-    """Write atomically with mode 0600, replacing only when the content changed."""
-    if path.is_file() and path.read_bytes() == content:
-        return
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def execute_job_action(deps: UserDeps, order: JobActionOrder) -> int:

@@ -9,11 +9,8 @@ who ran them, where and as whom (a JSON line in the Redis list :data:`RUNS_KEY` 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import io
 import json
 import os
-import pkgutil
 import secrets
 import shutil
 import signal
@@ -30,7 +27,10 @@ import yaml
 from celery import Task, shared_task
 
 from gwms_tasks.celery_app import factory_config_of
+from gwms_tasks.privileges import preload_stdlib, python_readable_by_others
 from gwms_tasks.queues import TaskName
+
+__all__ = ["preload_stdlib", "python_readable_by_others"]
 
 PROBE_URL_ENV = "GWMS_PROBE_REDIS_URL"
 RUNS_KEY = "probe:runs"
@@ -218,33 +218,3 @@ def run_in_child(action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"child failed: {text}"
     return dict(json.loads(text))
-
-
-_NOT_PRELOADED = {"test", "tests", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3"}
-_NOT_PRELOADED |= {"ensurepip", "venv", "antigravity", "this", "__main__", "__phello__"}
-
-
-def python_readable_by_others() -> bool:
-    """True when any local user can read this interpreter's standard library."""
-    stdlib = Path(os.__file__).resolve().parent
-    searchable = all(os.stat(parent).st_mode & 0o001 for parent in stdlib.parents)
-    return searchable and os.stat(stdlib).st_mode & 0o005 == 0o005
-
-
-def preload_stdlib() -> None:
-    """Import the standard library now, if users other than root could not read it later.
-
-    On a machine whose Python lives in root's private home (like a pyenv under /root), a
-    worker that drops privileges can no longer import the standard library modules it loads
-    lazily. A deployment installs Python where its users can read it; a test started as root
-    on such a machine imports them up front instead, before the worker drops to its user.
-    """
-    if python_readable_by_others():
-        return
-    stdlib = Path(os.__file__).resolve().parent
-    places = [str(stdlib), str(stdlib / "lib-dynload")]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        for info in pkgutil.walk_packages(places, onerror=lambda _name: None):
-            if _NOT_PRELOADED.isdisjoint(info.name.split(".")):
-                with contextlib.suppress(Exception):
-                    importlib.import_module(info.name)

@@ -1,0 +1,131 @@
+"""The factory running for real: Redis, a factory worker and user workers as Unix users.
+
+A request published by a frontend (its own Redis ACL user) leads to exactly the requested
+glideins; raising and lowering it submits and removes; limits hold under two frontends; a
+spoofed request changes nothing. Needs root (user workers drop to created users).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from gwms_tasks.core.ads import AdType
+from tests.integration.celery_app_probe import can_create_users, temporary_users
+from tests.integration.factory_harness import FactoryFixture, RunningFactory, wait_until
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not can_create_users() and os.environ.get("CI") != "true",
+        reason="needs root with useradd (user workers drop to created users)",
+    ),
+]
+
+SIM = "sim1"
+# Glideins that stay idle: the simulated site never starts them within a test.
+SIM_ENTRY = {
+    "auth_method": "scitoken",
+    "backend": {"kind": "simulated", "queue_time": 1_000_000, "capacity": 10},
+    "limits": {
+        "per_entry": {"max_idle": 12, "max_held": 5, "max_glideins": 30},
+        "default_per_frontend": {"max_idle": 8, "max_held": 5, "max_glideins": 20},
+    },
+    "remove": {"max_per_cycle": 10},
+}
+SITE = "site1"
+SITE_ENTRY = {
+    "auth_method": "scitoken",
+    "backend": {"kind": "local_site", "slots": 1, "site": "RT_SITE"},
+    "limits": {"per_entry": {"max_idle": 6, "max_held": 2, "max_glideins": 10}},
+}
+
+
+@pytest.fixture(scope="module")
+def users() -> Iterator[dict[str, str]]:
+    with temporary_users(2) as names:
+        yield {"fe1": names[0], "fe2": names[1]}
+
+
+@pytest.fixture
+def factories(redis_url: str, users: dict[str, str]) -> Iterator[FactoryFixture]:
+    fixture = FactoryFixture(redis_url, users)
+    yield fixture
+    for text in fixture.close():
+        print(text)
+
+
+@pytest.fixture
+def factory(factories: FactoryFixture, users: dict[str, str]) -> RunningFactory:
+    running = factories.build({SIM: SIM_ENTRY, SITE: SITE_ENTRY})
+    running.start_factory_worker()
+    for username in users.values():
+        running.start_user_worker(username)
+    return running
+
+
+def _converges(factory: RunningFactory, entry: str, expected: dict[str, int]) -> None:
+    """Run find-work until the entry's glideins by client equal ``expected`` and stay so."""
+
+    def reached() -> bool:
+        if factory.by_client(entry) == expected and factory.settled(entry):
+            return True
+        factory.find_work(entry)
+        return False
+
+    wait_until(reached, 60, f"{entry} glideins {expected} (have {factory.by_client(entry)})")
+    factory.find_work(entry)  # one more pass: must not change anything
+    wait_until(lambda: factory.settled(entry), 30, "the extra pass to settle")
+    assert factory.by_client(entry) == expected
+
+
+def test_request_gives_exactly_the_glideins_then_raise_and_lower(factory: RunningFactory) -> None:
+    fe1 = factory.frontend("fe1")
+    factory.publish(fe1, SIM, idle=5, max_glideins=20)
+    _converges(factory, SIM, {"fe1.main": 5})
+    factory.publish(fe1, SIM, idle=7, max_glideins=20)
+    _converges(factory, SIM, {"fe1.main": 7})
+    factory.publish(fe1, SIM, idle=2, max_glideins=20, remove_excess="IDLE")
+    _converges(factory, SIM, {"fe1.main": 2})
+
+
+def test_local_site_gets_exactly_the_requested_glideins(factory: RunningFactory) -> None:
+    fe2 = factory.frontend("fe2")
+    factory.publish(fe2, SITE, idle=3, max_glideins=10)
+    _converges(factory, SITE, {"fe2.main": 3})
+
+
+def test_limits_hold_under_two_frontends(factory: RunningFactory) -> None:
+    fe1, fe2 = factory.frontend("fe1"), factory.frontend("fe2")
+    factory.publish(fe1, SIM, idle=20, max_glideins=20)
+    factory.publish(fe2, SIM, idle=20, max_glideins=20)
+    for _ in range(4):
+        factory.find_work(SIM)
+
+    def full() -> bool:
+        factory.find_work(SIM)
+        return sum(factory.by_client(SIM).values()) == 12 and factory.settled(SIM)
+
+    wait_until(full, 60, f"the entry's idle limit of 12 (have {factory.by_client(SIM)})")
+    counts = factory.by_client(SIM)
+    assert all(count <= 8 for count in counts.values()), counts  # per-frontend max_idle
+    assert sum(counts.values()) == 12  # per-entry max_idle
+
+
+def test_spoofed_request_changes_nothing(factory: RunningFactory) -> None:
+    fe1, fe2 = factory.frontend("fe1"), factory.frontend("fe2")
+    # fe2 writes (as itself) a request that claims to be fe1's.
+    forged = fe1.side.request(SIM, idle=5, factory="rt_factory", glidein="rt_instance")
+    fe2.dashboard.advertise(AdType.GLIDECLIENT, [forged])
+    factory.find_work(SIM)
+
+    def decided() -> bool:
+        return bool(factory.runtime.state.entries.decisions(SIM))
+
+    wait_until(decided, 30, "the decision on the forged request")
+    [decision] = factory.runtime.state.entries.decisions(SIM).values()
+    assert decision["rejected"] == "identity_mismatch"
+    assert factory.glideins(SIM) == []
