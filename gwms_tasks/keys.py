@@ -14,15 +14,26 @@ State store (persistent Redis: AOF, noeviction):
     P:downtimes                           string the downtime file text (the CLI edits it)
     P:counters:<entry>                    hash   monotonically increasing counters
     P:completed:<entry>                   list   recent completed-glidein outcomes (JSON)
+    P:completed:<entry>:seen:<job_id>     string marker of a recorded job (idempotency), with expiry
+    P:completed:<entry>:min:<start>       hash   completed stats of one minute ("<stat>|<scope>"),
+                                                 with expiry
+    P:completed:<entry>:minutes           zset   the minute buckets kept, scored by their start
+    P:completed:<entry>:totals            hash   completed stats since recording began
+    P:completed:<entry>:mark              string finished_at of the newest outcome recorded
     P:config                              hash   accepted factory config: text, sha256, source
     P:redbeat:<schedule name>             hash   RedBeat schedule entry (+ P:redbeat::schedule zset,
                                                  P:redbeat::lock); see gwms_tasks/schedule.py
     P:site:<site>:queue / :job:<id> / ... local site backend (see adapters/local_site.py)
     P:sim:<entry>                         hash   simulated backend state
+    P:credentials                         hash   [client, credential id] (JSON) -> JSON metadata
+                                                 of a credential received (never its content)
 
 Dashboard (may be a different Redis; each writer is an ACL user allowed only under its prefix):
     P:dash:w:<writer>:<ad_type>           hash   Name -> JSON {attrs, expires}
     P:dash:changes:<writer>               channel  pub/sub notice of changed ad Names
+    P:dash:w:<writer>:frontend:explain    hash   a frontend's last cycle per group (JSON), under
+                                                 its own writer prefix: the only keys its ACL
+                                                 user may write
 """
 
 from __future__ import annotations
@@ -126,3 +137,27 @@ class Keys:
 
     def all_pattern(self) -> str:
         return self._k("*")
+
+    # credentials received from frontends (metadata only)
+    def credentials(self) -> str:
+        return self._k("credentials")
+
+    # completed glideins (gwms_tasks/adapters/redis_completed.py)
+    def completed_seen(self, entry: str, job_id: str) -> str:
+        return self._k("completed", entry, "seen", job_id)
+
+    def completed_minute(self, entry: str, bucket_start: int) -> str:
+        return self._k("completed", entry, "min", str(bucket_start))
+
+    def completed_minutes(self, entry: str) -> str:
+        return self._k("completed", entry, "minutes")
+
+    def completed_totals(self, entry: str) -> str:
+        return self._k("completed", entry, "totals")
+
+    def completed_mark(self, entry: str) -> str:
+        return self._k("completed", entry, "mark")
+
+    def frontend_explanations(self, writer: str) -> str:
+        """A frontend's stored cycle explanations (group -> JSON), under its writer prefix."""
+        return self._k("dash", "w", writer, "frontend", "explain")

@@ -228,8 +228,17 @@ class FailedSubmits(Protocol):
 class Locks(Protocol):
     """Short exclusive locks with expiry (one find-work per entry at a time)."""
 
-    def acquire(self, name: str, ttl: float) -> str | None:
-        """Return a token if acquired, None if someone else holds it."""
+    def acquire(self, name: str, ttl: float, owner: str = "") -> str | None:
+        """Return a token if acquired, None if someone else holds it.
+
+        ``owner`` (no ``/``) is put at the head of the token, ``<owner>/<random>``, so that a
+        contender can read who holds the lock (:meth:`holder`) and break it when that holder
+        is provably dead (e.g. a process of this host that no longer exists).
+        """
+        ...
+
+    def holder(self, name: str) -> str | None:
+        """The token of the live holder of ``name``, or None."""
         ...
 
     def release(self, name: str, token: str) -> bool:
@@ -302,6 +311,12 @@ class StateStore(Protocol):
 
     @property
     def inflight(self) -> InflightSubmits: ...
+
+    @property
+    def completed(self) -> CompletedGlideins: ...
+
+    @property
+    def counters(self) -> Counters: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +429,14 @@ class CompletedGlideins(Protocol):
 
     def totals(self, entry: str) -> dict[str, CompletedStats]:
         """Counts since the factory started recording (monotonic; for Prometheus counters)."""
+        ...
+
+    def last_finished(self, entry: str) -> float | None:
+        """``finished_at`` of the newest outcome recorded for the entry (None before any).
+
+        The monitor reads the backend's finished glideins from there on, so each is read once
+        (one at exactly that time may be offered again; ``record`` ignores it).
+        """
         ...
 
 

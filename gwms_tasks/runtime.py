@@ -49,6 +49,7 @@ from gwms_tasks.core.staging import SignType, StagingIndex
 from gwms_tasks.errors import ConfigError, PermanentError, TransientError
 from gwms_tasks.keys import Keys
 from gwms_tasks.ports import Dashboard, GridBackend, TaskDispatcher
+from gwms_tasks.process_identity import owner_is_dead, this_process
 from gwms_tasks.schedule import refresh_config
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.submit import UserDeps
@@ -323,4 +324,6 @@ class Runtime:
             user_key=key,
             credential_dir=credential_dir(config, username),
             clock=self.clock,
+            lock_owner=this_process(),
+            owner_is_dead=owner_is_dead,
         )

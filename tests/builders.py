@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gwms_tasks.core.ads import FrontendWeb, GlideClientAd, RemoveExcess, RequestKey
+from gwms_tasks.core.ads import (
+    FrontendWeb,
+    GlideClientAd,
+    GlideClientGlobalAd,
+    RemoveExcess,
+    RequestKey,
+)
 from gwms_tasks.core.classad_text import AdValue
 from gwms_tasks.core.config import FactoryConfig, load_config
 from gwms_tasks.core.crypto import FactoryKey, FactoryPublicKey, SymKey
@@ -80,6 +87,34 @@ class FrontendSide:
             remove_excess=RemoveExcess(remove_excess),
             key=self.key(),
             params=params or {},
+            enc_params={k: self.sym.encrypt_hex(v) for k, v in values.items()},
+        )
+        return ad.to_attrs(sequence=0)
+
+    def global_ad(
+        self,
+        credentials: Mapping[str, tuple[str, str]],
+        *,
+        identity: str | None = None,
+        security_name: str | None = None,
+        factory: str = "demo_factory",
+        glidein: str = "gfactory_instance",
+    ) -> dict[str, AdValue]:
+        """A ``glideclientglobal`` ad shipping ``{credential id: (security class, content)}``."""
+        values = {
+            "SecurityName": security_name or self.security_name,
+            "NumberOfCredentials": str(len(credentials)),
+        }
+        for cred_id, (security_class, content) in credentials.items():
+            values[cred_id] = content
+            values[f"SecurityClass{cred_id}"] = security_class
+        ad = GlideClientGlobalAd(
+            glidein_name=glidein,
+            factory_name=factory,
+            client_name=self.client_name,
+            frontend_name=self.security_name,
+            group_name="main",
+            key=self.key(identity),
             enc_params={k: self.sym.encrypt_hex(v) for k, v in values.items()},
         )
         return ad.to_attrs(sequence=0)

@@ -22,6 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from gwms_tasks.adapters.memory_completed import (
+    DEFAULT_RECENT_KEEP,
+    MemoryCompletedGlideins,
+    MemoryCounters,
+)
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.ports import (
     EntrySnapshot,
@@ -194,6 +199,14 @@ def lock_ttl_ms(name: str, ttl: float) -> int:
     return max(1, int(ttl * 1000))
 
 
+def lock_token(owner: str) -> str:
+    """A fresh lock token; ``<owner>/<random>`` when the holder names itself (see Locks)."""
+    if "/" in owner:
+        raise PermanentError(f"a lock owner may not contain '/': {owner!r}")
+    random_part = secrets.token_hex(16)
+    return f"{owner}/{random_part}" if owner else random_part
+
+
 # ----------------------------------------------------------------------------------------------
 # The twin
 
@@ -317,13 +330,13 @@ class MemoryLocks:
         self._mutex = threading.Lock()
         self._held: dict[str, tuple[str, float]] = {}
 
-    def acquire(self, name: str, ttl: float) -> str | None:
+    def acquire(self, name: str, ttl: float, owner: str = "") -> str | None:
         ttl_ms = lock_ttl_ms(name, ttl)
         with self._mutex:
             holder = self._held.get(name)
             if holder is not None and holder[1] > self._clock():
                 return None
-            token = secrets.token_hex(16)
+            token = lock_token(owner)
             self._held[name] = (token, self._clock() + ttl_ms / 1000.0)
             return token
 
@@ -334,6 +347,11 @@ class MemoryLocks:
                 return False
             del self._held[name]
             return True
+
+    def holder(self, name: str) -> str | None:
+        with self._mutex:
+            held = self._held.get(name)
+            return held[0] if held is not None and held[1] > self._clock() else None
 
 
 class MemoryTimeSeries:
@@ -391,16 +409,27 @@ class MemoryInflightSubmits:
 class MemoryState:
     """Every state port in memory; one attribute per port (their method names overlap).
 
+    Args:
+        clock: drives the expiry of locks, ledger records, job markers and minute buckets.
+        ledger_ttl: seconds a submit ledger record is kept after its claim.
+        recent_keep: completed-glidein outcomes kept per entry for ``completed.recent``.
+
     Attributes:
         entries: EntryState.
         ledger: SubmitLedger.
         failed: FailedSubmits.
         locks: Locks.
         series: TimeSeries.
+        inflight: InflightSubmits.
+        completed: CompletedGlideins.
+        counters: Counters.
     """
 
     def __init__(
-        self, clock: Clock = time.monotonic, ledger_ttl: float = DEFAULT_LEDGER_TTL
+        self,
+        clock: Clock = time.monotonic,
+        ledger_ttl: float = DEFAULT_LEDGER_TTL,
+        recent_keep: int = DEFAULT_RECENT_KEEP,
     ) -> None:
         self.entries = MemoryEntryState()
         self.ledger = MemorySubmitLedger(clock, ledger_ttl)
@@ -408,3 +437,5 @@ class MemoryState:
         self.locks = MemoryLocks(clock)
         self.series = MemoryTimeSeries()
         self.inflight = MemoryInflightSubmits()
+        self.completed = MemoryCompletedGlideins(clock, recent_keep)
+        self.counters = MemoryCounters()

@@ -15,7 +15,6 @@ is shared with the in-memory twin so both hold the same records.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -23,6 +22,7 @@ from typing import Any, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
+from gwms_tasks.adapters.memory_completed import DEFAULT_RECENT_KEEP
 from gwms_tasks.adapters.memory_state import (
     DEFAULT_LEDGER_TTL,
     LedgerState,
@@ -37,6 +37,7 @@ from gwms_tasks.adapters.memory_state import (
     ledger_fields,
     ledger_from_fields,
     load_json,
+    lock_token,
     lock_ttl_ms,
     parse_resolution,
     sample_from_member,
@@ -229,12 +230,17 @@ class RedisLocks:
         self._keys = keys
         self._release = client.register_script(_RELEASE)
 
-    def acquire(self, name: str, ttl: float) -> str | None:
+    def acquire(self, name: str, ttl: float, owner: str = "") -> str | None:
         ttl_ms = lock_ttl_ms(name, ttl)
-        token = secrets.token_hex(16)
+        token = lock_token(owner)
         with redis_errors(f"acquire lock {name!r}"):
             acquired = self._r.set(self._keys.lock(name), token, nx=True, px=ttl_ms)
         return token if acquired else None
+
+    def holder(self, name: str) -> str | None:
+        with redis_errors(f"read lock {name!r}"):
+            token = self._r.get(self._keys.lock(name))
+        return None if token is None else text(token)
 
     def release(self, name: str, token: str) -> bool:
         with redis_errors(f"release lock {name!r}"):
@@ -296,6 +302,7 @@ class RedisState:
         client: a redis-py client of the persistent state Redis.
         keys: the key names.
         ledger_ttl: seconds a submit ledger record is kept after its claim.
+        recent_keep: completed-glidein outcomes kept per entry for ``completed.recent``.
 
     Attributes:
         entries: EntryState.
@@ -303,17 +310,32 @@ class RedisState:
         failed: FailedSubmits.
         locks: Locks.
         series: TimeSeries.
+        inflight: InflightSubmits.
+        completed: CompletedGlideins.
+        counters: Counters.
     """
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, ledger_ttl: float = DEFAULT_LEDGER_TTL
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        ledger_ttl: float = DEFAULT_LEDGER_TTL,
+        recent_keep: int = DEFAULT_RECENT_KEEP,
     ) -> None:
+        # Imported here: redis_completed builds on this module's error translation.
+        from gwms_tasks.adapters.redis_completed import (  # noqa: PLC0415
+            RedisCompletedGlideins,
+            RedisCounters,
+        )
+
         self.entries = RedisEntryState(client, keys)
         self.ledger = RedisSubmitLedger(client, keys, ledger_ttl)
         self.failed = RedisFailedSubmits(client, keys)
         self.locks = RedisLocks(client, keys)
         self.series = RedisTimeSeries(client, keys)
         self.inflight = RedisInflightSubmits(client, keys)
+        self.completed = RedisCompletedGlideins(client, keys, recent_keep)
+        self.counters = RedisCounters(client, keys)
 
 
 def _flatten(fields: Mapping[str, str]) -> list[EncodableT]:

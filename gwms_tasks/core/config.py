@@ -13,7 +13,7 @@ import enum
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt
 from pydantic import (
     AfterValidator,
     Field,
@@ -79,6 +79,8 @@ class FactorySection(Section):
     num_factories: PosInt = 1
     key: KeyConfig = KeyConfig()
     downtimes_file: ConfigPath | None = None
+    log_retention_days: Annotated[float, Gt(0)] = 7.0
+    """Days the kept stdout/stderr of completed glideins stay in ``client_log_base_dir``."""
 
 
 class RedisConfig(Section):

@@ -29,7 +29,7 @@ from gwms_tasks.core.escaping import (
     GlideinStartup,
 )
 from gwms_tasks.core.escaping import glidein_arguments as build_arguments
-from gwms_tasks.core.model import Glidein, StatusCounts, frontend_key
+from gwms_tasks.core.model import Glidein, frontend_key
 from gwms_tasks.core.plan import DemandPlan, EntryPlan, plan_entry
 from gwms_tasks.core.requests import (
     Rejection,
@@ -40,9 +40,10 @@ from gwms_tasks.core.requests import (
 from gwms_tasks.core.sanitize import JobAction
 from gwms_tasks.core.status import JobStatus
 from gwms_tasks.errors import GwmsError, TransientError
-from gwms_tasks.ports import EntrySnapshot, GlideinTags, InflightSubmit
+from gwms_tasks.ports import GlideinTags, InflightSubmit
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+from gwms_tasks.services.snapshot import store_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
         glideins = deps.backend_for(entry).query()
     except GwmsError as exc:
         return _fail_closed(deps, entry, requests, str(exc), now, result)
-    _store_snapshot(deps, entry, glideins, now)
+    store_snapshot(deps, entry, glideins, now)
     cfg = deps.config.entries[entry]
     plan = plan_entry(
         [*glideins, *_placeholders(inflight)],
@@ -212,17 +213,6 @@ def _fail_closed(
     result.status = "failed_closed"
     result.detail = explain
     return result
-
-
-def _store_snapshot(deps: FactoryDeps, entry: str, glideins: Sequence[Glidein], now: float) -> None:
-    scopes: dict[str, list[Glidein]] = {"entry": list(glideins)}
-    for glidein in glideins:
-        scopes.setdefault(f"client:{glidein.client}", []).append(glidein)
-        scopes.setdefault(f"frontend:{glidein.frontend}", []).append(glidein)
-        cred = f"credential:{glidein.client}|{glidein.security_class}|{glidein.credential_id}"
-        scopes.setdefault(cred, []).append(glidein)
-    counts = {scope: StatusCounts.of(items).to_dict() for scope, items in scopes.items()}
-    deps.state.entries.put_snapshot(EntrySnapshot(entry, now, counts, len(glideins)))
 
 
 def _act_on_demand(

@@ -99,3 +99,46 @@ class JobActionOrder:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PermanentError(f"malformed job action order: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialOrder:
+    """Store one credential file in the user's credential directory (reference §2.5).
+
+    The content travels sealed for the receiving user worker's own key
+    (:func:`gwms_tasks.core.envelope.seal`); nothing else in the order is secret.
+
+    Attributes:
+        username: the local user whose worker stores it; any other worker refuses the order.
+        client: the ClientName that shipped it (part of the file name).
+        frontend: the SecurityName of that client's frontend.
+        security_class: the credential's security class.
+        credential_id: the id requests name it by (part of the file name).
+        sealed_content: the file content, sealed for the user worker.
+        sent_at: when the factory sent it (epoch seconds).
+    """
+
+    username: str
+    client: str
+    frontend: str
+    security_class: str
+    credential_id: str
+    sealed_content: str
+    sent_at: float = 0.0
+
+    def to_json(self) -> JsonDict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CredentialOrder:
+        names = (
+            "username", "client", "frontend", "security_class", "credential_id", "sealed_content"
+        )  # fmt: skip
+        try:
+            bad = [n for n in names if not isinstance(data.get(n), str) or not data.get(n)]
+            if bad:
+                raise ValueError(f"{', '.join(bad)} must be non-empty strings")
+            texts: dict[str, str] = {name: data[name] for name in names}
+            return cls(**texts, sent_at=float(data.get("sent_at", 0.0)))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise PermanentError(f"malformed credential order: {exc}") from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID, SCITOKEN_PARAM
@@ -26,6 +26,9 @@ from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
 log = logging.getLogger(__name__)
 
 SUBMITTED = "submitted"
+SUBMIT_LOCK_SECONDS = 120.0
+"""How long a submit holds its key's lock. A worker killed mid-submit leaves the lock behind:
+it must expire well within the retries of the redelivered task (5 + 10 + ... + 160 s)."""
 FAILED = "failed"
 
 
@@ -40,6 +43,9 @@ class UserDeps:
         user_key: this worker's private key (opens sealed secrets).
         credential_dir: the user's credential directory (0700, owned by the user).
         clock: epoch seconds.
+        lock_owner: this process's name in submit locks (see gwms_tasks/process_identity.py).
+        owner_is_dead: whether a lock token's owner is provably dead, so that a worker
+            killed mid-submit does not block the redelivered submit until its lock expires.
     """
 
     username: str
@@ -48,6 +54,8 @@ class UserDeps:
     user_key: UserKey | None
     credential_dir: Path
     clock: Callable[[], float]
+    lock_owner: str = ""
+    owner_is_dead: Callable[[str], bool] = field(default=lambda _token: False)
 
 
 @dataclass(frozen=True)
@@ -79,13 +87,26 @@ def execute_submit(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:
     if record is None:
         deps.state.ledger.claim(tags.submit_key, tags.entry, order.count, deps.clock())
     lock_name = f"submit:{tags.submit_key}"
-    token = deps.state.locks.acquire(lock_name, ttl=600.0)
+    token = _acquire_submit_lock(deps, lock_name)
     if token is None:
         raise TransientError(f"submit {tags.submit_key} is being executed by another worker")
     try:
         return _submit_missing(deps, order)
     finally:
         deps.state.locks.release(lock_name, token)
+
+
+def _acquire_submit_lock(deps: UserDeps, lock_name: str) -> str | None:
+    """The submit lock; a lock left by a dead process of this host is broken first."""
+    locks = deps.state.locks
+    token = locks.acquire(lock_name, ttl=SUBMIT_LOCK_SECONDS, owner=deps.lock_owner)
+    if token is not None:
+        return token
+    holder = locks.holder(lock_name)
+    if holder is not None and deps.owner_is_dead(holder) and locks.release(lock_name, holder):
+        log.warning("broke the lock %s of a dead worker (%s)", lock_name, holder.split("/")[0])
+        return locks.acquire(lock_name, ttl=SUBMIT_LOCK_SECONDS, owner=deps.lock_owner)
+    return None
 
 
 def _submit_missing(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:

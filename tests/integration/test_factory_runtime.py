@@ -8,7 +8,10 @@ spoofed request changes nothing. Needs root (user workers drop to created users)
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +132,66 @@ def test_spoofed_request_changes_nothing(factory: RunningFactory) -> None:
     [decision] = factory.runtime.state.entries.decisions(SIM).values()
     assert decision["rejected"] == "identity_mismatch"
     assert factory.glideins(SIM) == []
+
+
+BIG = "sim_big"
+BIG_ENTRY = {
+    "auth_method": "scitoken",
+    "backend": {"kind": "simulated", "queue_time": 1_000_000, "capacity": 10},
+    "limits": {
+        "per_entry": {"max_idle": 400, "max_held": 5, "max_glideins": 400},
+        "default_per_frontend": {"max_idle": 400, "max_held": 5, "max_glideins": 400},
+    },
+    "submit": {"max_per_cycle": 300, "cluster_size": 10},
+}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(task.name))
+    return found
+
+
+def test_user_worker_killed_mid_submit_submits_each_glidein_once(
+    factories: FactoryFixture, users: dict[str, str]
+) -> None:
+    factory = factories.build({BIG: BIG_ENTRY})
+    factory.start_factory_worker()
+    username = users["fe1"]
+    first = factory.start_user_worker(username)  # publishes the worker's key
+    first.stop()
+    fe1 = factory.frontend("fe1")
+    factory.publish(fe1, BIG, idle=300, max_glideins=400)
+    factory.find_work(BIG)
+    wait_until(lambda: bool(factory.runtime.state.inflight.list(BIG)), 30, "a queued submit")
+    [inflight] = factory.runtime.state.inflight.list(BIG)
+    worker = factory.start_user_worker(username)
+    ledger = factory.runtime.state.ledger
+    state = factory.runtime.state_client
+    lock = factory.runtime.keys.lock(f"submit:{inflight.submit_key}")
+    killed_in = ""
+    deadline = time.monotonic() + 60
+    while not killed_in and time.monotonic() < deadline:
+        if state.exists(lock):  # the submit task is running: it holds its key's lock
+            for child in _children(worker.popen.pid):
+                os.kill(child, signal.SIGKILL)
+            record = ledger.get(inflight.submit_key)
+            mine = [g for g in factory.glideins(BIG) if g.submit_key == inflight.submit_key]
+            killed_in = f"{len(mine)} glideins submitted, ledger {record and record.state}"
+    assert killed_in, "the submit never started"
+    print(f"pool process killed with {killed_in}")
+
+    def done() -> bool:
+        record = ledger.get(inflight.submit_key)
+        return record is not None and record.state == "submitted" and factory.settled(BIG)
+
+    wait_until(done, 90, "the redelivered submit to finish")
+    mine = [g for g in factory.glideins(BIG) if g.submit_key == inflight.submit_key]
+    assert len(mine) == inflight.count == 300
+    assert len({g.job_id for g in mine}) == 300

@@ -1,0 +1,61 @@
+"""Factory-wide monitoring totals, one time-series sample per aggregation run.
+
+The sample is stored under the pseudo-entry name :data:`FACTORY_SERIES` (``_factory``), so the
+pages read it with ``TimeSeries.series("_factory", ...)`` like any entry's. Entry names are safe
+names that may begin with ``_``: an entry called ``_factory`` would share the series, so
+:func:`aggregate` refuses to run with one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Final
+
+from gwms_tasks.errors import ConfigError
+from gwms_tasks.ports import CompletedStats
+from gwms_tasks.services.deps import FactoryDeps
+
+FACTORY_SERIES: Final = "_factory"
+"""The pseudo-entry the factory-wide samples are stored under."""
+WINDOW: Final = 3600.0
+"""Completed-glidein statistics are summed over this many seconds back."""
+COUNTS: Final = ("idle", "running", "held", "total")
+_COMPLETED: Final = tuple(f.name for f in fields(CompletedStats) if f.name != "by_category")
+
+
+def aggregate(deps: FactoryDeps) -> dict[str, float]:
+    """Sum the enabled entries' last snapshots and last hour of completed glideins.
+
+    Values: ``entries`` (enabled), ``entries_query_failed`` (whose last glidein query failed;
+    their last good counts are still summed), ``idle``/``running``/``held``/``total``, and the
+    :class:`CompletedStats` counts of the last hour as ``completed_1h``, ``ok_1h``, ...,
+    ``waste_seconds_1h``.
+
+    Returns:
+        The values, as stored in the ``_factory`` series at the current time.
+
+    Raises:
+        ConfigError: an entry is named ``_factory``.
+    """
+    if FACTORY_SERIES in deps.config.entries:
+        raise ConfigError(
+            "factory config",
+            [f"entries.{FACTORY_SERIES}: the name is reserved for the factory-wide series"],
+        )
+    entries = sorted(deps.config.enabled_entries())
+    now = deps.clock()
+    values = dict.fromkeys((*COUNTS, *(f"{name}_1h" for name in _COMPLETED)), 0.0)
+    values |= {"entries": float(len(entries)), "entries_query_failed": 0.0}
+    for entry in entries:
+        snapshot = deps.state.entries.get_snapshot(entry)
+        if snapshot is not None:
+            if snapshot.error is not None:
+                values["entries_query_failed"] += 1
+            counts = snapshot.counts.get("entry", {})
+            for name in COUNTS:
+                values[name] += counts.get(name, 0)
+        stats = deps.state.completed.stats(entry, now - WINDOW).get("entry", CompletedStats())
+        for name in _COMPLETED:
+            values[f"{name}_1h"] += getattr(stats, name)
+    deps.state.series.add(FACTORY_SERIES, now, values)
+    return values
