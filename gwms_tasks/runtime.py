@@ -36,6 +36,7 @@ from gwms_tasks.adapters.key_files import (
     load_or_create_user_key,
 )
 from gwms_tasks.adapters.local_site import LocalSiteBackend
+from gwms_tasks.adapters.redis_credentials import RedisCredentialIndex
 from gwms_tasks.adapters.redis_dashboard import RedisDashboard
 from gwms_tasks.adapters.redis_state import RedisState
 from gwms_tasks.adapters.simulated import SimulatedBackend
@@ -178,6 +179,10 @@ class Runtime:
         if self._dashboard_client is None:
             self._dashboard_client = redis_client(dash.url, "dashboard.url")
         return self._dashboard_client
+
+    def credential_index(self) -> RedisCredentialIndex:
+        """What the factory knows of the credentials it forwarded (metadata only)."""
+        return RedisCredentialIndex(self.state_client, self.keys)
 
     # grid backends -----------------------------------------------------------------------
 

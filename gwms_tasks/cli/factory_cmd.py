@@ -165,7 +165,7 @@ def watch(config_path: Path, loglevel: str) -> None:
     def trigger_entry(entry: str) -> None:
         app.send_task(
             str(TaskName.FIND_WORK),
-            kwargs={"entry": entry},
+            kwargs={"entry": entry, "triggered": True},
             queue=FACTORY_QUEUE,
             expires=expires(),
         )
@@ -175,7 +175,7 @@ def watch(config_path: Path, loglevel: str) -> None:
 
     stop = threading.Event()
     try:
-        run_watcher(feed, targets, trigger_entry, trigger_credentials, runtime.state.locks, stop)
+        run_watcher(feed, targets, trigger_entry, trigger_credentials, stop)
     except KeyboardInterrupt:
         stop.set()
     except GwmsError as exc:

@@ -478,3 +478,17 @@ def parse_signature(text: str) -> dict[str, str]:
             raise PermanentError(f"signature file: malformed line {line!r}")
         result[match[2]] = match[1]
     return result
+
+
+def build_signed_source(
+    staged: tuple[StagedFile, ...], sign_type: SignType = SignType.SHA1
+) -> tuple[dict[str, bytes], SignedDescription]:
+    """One signed source on its own: a frontend's client or group staging area (§5.1).
+
+    The files of the source (its lists, description and signature, versioned like the
+    factory's) and the description a glidein is given with ``-clientdescript``/``-clientsign``
+    (or the group's). The caller validates ``staged``: unlike :func:`build_staging_area`,
+    nothing here checks the names.
+    """
+    built = _build_source(staged, [], sign_type)
+    return built.files, built.described

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -71,10 +72,33 @@ def find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
     token = deps.state.locks.acquire(f"find_work:{entry}", ttl=max(30.0, 2 * loop_delay))
     if token is None:
         return FindWorkResult(entry, status="busy", detail="another find-work holds the lock")
+    started = time.monotonic()
     try:
-        return _find_work(deps, entry, run_id)
+        result = _find_work(deps, entry, run_id)
     finally:
         deps.state.locks.release(f"find_work:{entry}", token)
+    _count(deps, entry, result, time.monotonic() - started)
+    return result
+
+
+def _count(deps: FactoryDeps, entry: str, result: FindWorkResult, seconds: float) -> None:
+    """Monitoring counters of one pass (ports.Counters names), for /metrics."""
+    values: dict[str, float] = {
+        "cycles:find_work": 1,
+        "cycle_seconds:find_work": seconds,
+        "submitted": result.submitted,
+        "removed": result.removed,
+        "released": result.released,
+        "rejected": result.rejected,
+    }
+    if result.status == "failed_closed":
+        values["failed_closed"] = 1
+    for reason in result.reasons.values():
+        values[f"decision:{reason}"] = values.get(f"decision:{reason}", 0) + 1
+    try:
+        deps.state.counters.add(entry, values)
+    except GwmsError as exc:  # counters are for monitoring: never fail the pass for them
+        log.warning("entry %s: counters not updated: %s", entry, exc)
 
 
 def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:

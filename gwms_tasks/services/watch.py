@@ -2,9 +2,10 @@
 
 Frontends announce changed ads on the dashboard's change feed (ports.ChangeFeed). The watcher
 maps each changed ``glideclient`` Name to the entry it asks for and triggers a find-work for it;
-a changed ``glideclientglobal`` triggers the credentials task. Several watchers may run (one per
-factory worker host): a short per-entry lock lets only one of them trigger a given entry within
-:data:`DEDUP_SECONDS`; find-work's own lock covers the rest. Beat's periodic find-work remains
+a changed ``glideclientglobal`` triggers the credentials task. Triggers of one target are
+spaced by :data:`SPACING_SECONDS` (a burst of changes makes one find-work, and never none).
+Several watchers may run (one per factory worker host): each triggers, and a find-work that
+finds another one running retries shortly (see the task). Beat's periodic find-work remains
 the safety net when the feed is down.
 
 Names (reference §1.4, §1.5): ``<credId>_<entry>@<glidein>@<factory>@<client>`` and
@@ -16,16 +17,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from gwms_tasks.errors import GwmsError
-from gwms_tasks.ports import ChangeFeed, Locks
+from gwms_tasks.ports import ChangeFeed
 
 log = logging.getLogger(__name__)
 
-DEDUP_SECONDS: Final = 1.0
+SPACING_SECONDS: Final = 0.5
 WAIT_SECONDS: Final = 1.0
 CREDENTIALS: Final = "credentials"
 
@@ -75,31 +77,34 @@ def run_watcher(
     targets: Callable[[], WatchTargets],
     trigger_entry: Callable[[str], None],
     trigger_credentials: Callable[[], None],
-    locks: Locks,
     stop: threading.Event,
     *,
     wait: float = WAIT_SECONDS,
+    spacing: float = SPACING_SECONDS,
     error_pause: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Forward changes until ``stop`` is set; return how many triggers were sent.
 
-    An error of the feed or of a send is logged and retried after ``error_pause``: the
-    watcher is an accelerator, never a reason to stop the factory.
+    A change is never dropped: one arriving within ``spacing`` of the last trigger of the same
+    target is sent when the spacing has passed (changes in between are folded into it). An
+    error of the feed or of a send is logged and retried after ``error_pause``: the watcher is
+    an accelerator, never a reason to stop the factory.
     """
+    pacer = _Pacer(spacing, clock)
     sent = 0
     while not stop.is_set():
         try:
-            names = feed.wait_for_changes(wait)
-            if not names:
-                continue
-            current = targets()
-            wanted = triggers_for(names, current.factory, current.glidein, current.entries)
-            for entry in sorted(wanted.entries):
-                if _first(locks, f"trigger:{entry}"):
-                    trigger_entry(entry)
-                    sent += 1
-            if wanted.credentials and _first(locks, f"trigger:{CREDENTIALS}"):
-                trigger_credentials()
+            names = feed.wait_for_changes(pacer.timeout(wait))
+            if names:
+                current = targets()
+                wanted = triggers_for(names, current.factory, current.glidein, current.entries)
+                pacer.want(wanted.entries | ({CREDENTIALS} if wanted.credentials else set()))
+            for target in pacer.due():
+                if target == CREDENTIALS:
+                    trigger_credentials()
+                else:
+                    trigger_entry(target)
                 sent += 1
         except GwmsError as exc:
             log.warning("change watcher: %s; retrying in %.0f s", exc, error_pause)
@@ -107,6 +112,32 @@ def run_watcher(
     return sent
 
 
-def _first(locks: Locks, name: str) -> bool:
-    """True for the first watcher to claim ``name`` within DEDUP_SECONDS (never released)."""
-    return locks.acquire(name, ttl=DEDUP_SECONDS) is not None
+class _Pacer:
+    """At most one trigger per target per ``spacing`` seconds, without losing any."""
+
+    def __init__(self, spacing: float, clock: Callable[[], float]) -> None:
+        self._spacing = spacing
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._pending: set[str] = set()
+
+    def want(self, targets: Iterable[str]) -> None:
+        self._pending.update(targets)
+
+    def _ready_at(self, target: str) -> float:
+        return self._last.get(target, float("-inf")) + self._spacing
+
+    def due(self) -> list[str]:
+        now = self._clock()
+        ready = sorted(t for t in self._pending if self._ready_at(t) <= now)
+        for target in ready:
+            self._pending.discard(target)
+            self._last[target] = now
+        return ready
+
+    def timeout(self, wait: float) -> float:
+        """How long the feed may block: until the next pending target is due, at most ``wait``."""
+        if not self._pending:
+            return wait
+        soonest = min(self._ready_at(t) for t in self._pending) - self._clock()
+        return max(0.0, min(wait, soonest))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import pwd
 import threading
+import time
+from typing import Final
 
 from celery import Celery
 
@@ -17,6 +19,9 @@ from gwms_tasks.celery_app import factory_config_of
 from gwms_tasks.runtime import Runtime
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.submit import UserDeps
+
+START_TIME: Final = int(time.time())
+"""When this worker process started (the ads' ``DaemonStartTime``)."""
 
 _runtimes: dict[tuple[int, int], Runtime] = {}
 _lock = threading.Lock()

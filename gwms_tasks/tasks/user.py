@@ -16,7 +16,8 @@ from celery import Task, shared_task
 
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.queues import TaskName
-from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+from gwms_tasks.services.credential_store import store_credential as run_store_credential
+from gwms_tasks.services.orders import CredentialOrder, JobActionOrder, SubmitOrder
 from gwms_tasks.services.submit import execute_job_action, execute_submit, record_failed_submit
 from gwms_tasks.tasks._context import user_deps
 
@@ -71,3 +72,11 @@ def remove(self: Task[Any, Any], order: dict[str, Any]) -> dict[str, Any]:
 def release(self: Task[Any, Any], order: dict[str, Any]) -> dict[str, Any]:
     """Release held glideins."""
     return _job_action(self, order)
+
+
+@shared_task(bind=True, name=TaskName.STORE_CREDENTIAL, max_retries=3)
+def store_credential(self: Task[Any, Any], order: dict[str, Any]) -> dict[str, Any]:
+    """Open a sealed credential and write it 0600 in this user's credential directory."""
+    parsed = CredentialOrder.from_json(order)
+    outcome = run_store_credential(user_deps(self.app), parsed)
+    return {"credential_id": parsed.credential_id, "status": outcome}

@@ -8,16 +8,27 @@ spoofed request changes nothing. Needs root (user workers drop to created users)
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from gwms_tasks.core.ads import AdType
-from tests.integration.celery_app_probe import can_create_users, temporary_users
-from tests.integration.factory_harness import FactoryFixture, RunningFactory, wait_until
+from gwms_tasks.privileges import drop_to_user
+from gwms_tasks.queues import FACTORY_QUEUE, TaskName
+from tests.integration.celery_app_probe import can_create_users, run_in_child, temporary_users
+from tests.integration.factory_harness import (
+    FACTORY,
+    GLIDEIN,
+    FactoryFixture,
+    RunningFactory,
+    wait_until,
+)
 
 pytestmark = [
     pytest.mark.redis,
@@ -195,3 +206,102 @@ def test_user_worker_killed_mid_submit_submits_each_glidein_once(
     mine = [g for g in factory.glideins(BIG) if g.submit_key == inflight.submit_key]
     assert len(mine) == inflight.count == 300
     assert len({g.job_id for g in mine}) == 300
+
+
+def _redis_values(client: redis.Redis) -> Iterator[tuple[str, bytes]]:
+    """Every key of every database of the server, with each of its values as bytes."""
+    databases = int(client.config_get("databases")["databases"])
+    for db in range(databases):
+        conn = client.connection_pool.connection_kwargs
+        one = redis.Redis(host=conn["host"], port=conn["port"], db=db)
+        for key in one.scan_iter(count=1000):
+            kind = one.type(key).decode()
+            name = f"db{db}:{key.decode(errors='replace')}"
+            values: list[bytes] = []
+            if kind == "string":
+                values = [one.get(key) or b""]
+            elif kind == "hash":
+                values = [k + b"=" + v for k, v in one.hgetall(key).items()]
+            elif kind == "list":
+                values = list(one.lrange(key, 0, -1))
+            elif kind == "set":
+                values = list(one.smembers(key))
+            elif kind == "zset":
+                values = [member for member, _ in one.zrange(key, 0, -1, withscores=True)]
+            elif kind == "stream":
+                values = [repr(entry).encode() for entry in one.xrange(key)]
+            for value in values:
+                yield name, value
+        one.close()
+
+
+def test_user_workers_are_isolated_and_credentials_are_never_in_clear(
+    factory: RunningFactory, users: dict[str, str], redis_client: redis.Redis
+) -> None:
+    secrets_of = {"fe1": "eyJ.SECRET-TOKEN-OF-FE1.sig", "fe2": "eyJ.SECRET-TOKEN-OF-FE2.sig"}
+    proxies_of = {"fe1": "-----PROXY-FILE-OF-FE1-----", "fe2": "-----PROXY-FILE-OF-FE2-----"}
+    for name in ("fe1", "fe2"):
+        fe = factory.frontend(name)
+        enc = {"frontend_scitoken": secrets_of[name]}
+        factory.publish(fe, SIM, idle=2, max_glideins=5, enc=enc)
+        shipped = fe.side.global_ad(
+            {"pilot_proxy": ("main", proxies_of[name])}, factory=FACTORY, glidein=GLIDEIN
+        )
+        fe.dashboard.advertise(AdType.GLIDECLIENT_GLOBAL, [shipped])
+    factory.app.send_task(str(TaskName.CREDENTIALS), queue=FACTORY_QUEUE)
+    _converges(factory, SIM, {"fe1.main": 2, "fe2.main": 2})
+
+    base = Path(factory.config.factory.client_proxies_base_dir)
+    files = {}
+    for name, username in users.items():
+        cred_dir = base / f"user_{username}" / f"glidein_{GLIDEIN}"
+        token = cred_dir / f"credential_{name}.main_{SIM}.scitoken"
+        proxy = cred_dir / f"credential_{name}.main_pilot_proxy"
+        wait_until(proxy.exists, 30, f"{name}'s shipped credential in {cred_dir}")
+        for path, content in ((token, secrets_of[name]), (proxy, proxies_of[name])):
+            info = path.stat()
+            assert path.read_text() == content
+            assert (info.st_mode & 0o777, info.st_uid) == (0o600, pwd.getpwnam(username).pw_uid)
+        assert cred_dir.stat().st_mode & 0o777 == 0o700
+        assert (base / f"user_{username}").stat().st_mode & 0o777 == 0o700
+        files[name] = (token, proxy)
+
+    def read_other() -> dict[str, Any]:
+        drop_to_user(users["fe2"])
+        outcome = {}
+        for path in files["fe1"]:
+            try:
+                path.read_bytes()
+                outcome[str(path)] = "read"
+            except PermissionError:
+                outcome[str(path)] = "denied"
+        return outcome
+
+    assert set(run_in_child(read_other).values()) == {"denied"}
+
+    secrets = [s.encode() for s in (*secrets_of.values(), *proxies_of.values())]
+    leaks = [
+        name for name, value in _redis_values(redis_client) if any(s in value for s in secrets)
+    ]
+    assert leaks == [], f"credentials in clear in Redis (state, broker, dashboard): {leaks}"
+    for process in factory.processes:
+        log = process.output()
+        assert not any(s.decode() in log for s in secrets), f"a credential in {process.log}"
+
+
+def test_a_changed_request_is_acted_on_within_about_a_second(
+    factories: FactoryFixture, users: dict[str, str]
+) -> None:
+    factory = factories.build({SIM: SIM_ENTRY})
+    factory.start_factory_worker(watch=True)
+    factory.start_user_worker(users["fe1"])
+    fe1 = factory.frontend("fe1")
+    time.sleep(1.0)  # the watcher subscribes after the worker's key exists
+    latencies = []
+    for idle in (3, 5):
+        published = time.monotonic()
+        factory.publish(fe1, SIM, idle=idle, max_glideins=20)
+        wait_until(lambda idle=idle: len(factory.glideins(SIM)) == idle, 10, f"{idle} glideins")
+        latencies.append(time.monotonic() - published)
+    print(f"request-to-glideins latencies: {[f'{x:.2f}' for x in latencies]} s")
+    assert max(latencies) < 3.0

@@ -1,0 +1,387 @@
+"""The read model of the monitoring pages, the JSON API and ``/metrics``.
+
+Every function reads the state ports of :class:`MonitoringSources` and returns the plain values of
+:mod:`gwms_tasks.services.monitoring_models`; nothing here writes. The time comes from the
+sources' clock, so a page is computed for one instant.
+
+Where numbers come from:
+
+* glidein counts: the entry's last glidein snapshot (written by monitor and find-work); stale
+  when older than :data:`STALE_LOOPS` loop delays or when the last query failed;
+* requested idle / max: the last decision of each request of the entry (rejected and
+  failed-closed requests request nothing);
+* limits triggered: the flags the entry's ads carry (``GlideinMonitorStatus_GlideFactoryLimit*``
+  of the reference §1.3), from the counts and submissions of its latest find-work pass;
+* completed / failed in the last hour: the completed-glidein statistics ("failed" is every
+  outcome but ``ok``).
+
+The frontend page is in :mod:`.monitoring_frontend`, the reading of decision records in
+:mod:`.monitoring_decisions`, the values returned in :mod:`.monitoring_models`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from gwms_tasks.core.config import FactoryConfig
+from gwms_tasks.core.downtimes import Downtimes, down_reason
+from gwms_tasks.core.limits import GlideinLimits
+from gwms_tasks.core.model import Glidein, StatusCounts
+from gwms_tasks.errors import GwmsError
+from gwms_tasks.ports import (
+    CompletedGlidein,
+    CompletedGlideins,
+    CompletedStats,
+    Counters,
+    CredentialIndex,
+    Dashboard,
+    EntrySnapshot,
+    JsonDict,
+    StateStore,
+)
+from gwms_tasks.services.advertise import triggered_limits as advertised_limits
+from gwms_tasks.services.monitoring_decisions import decision_view
+from gwms_tasks.services.monitoring_models import (
+    ClientView,
+    CompletedRow,
+    CompletedStatsView,
+    DecisionView,
+    DowntimeView,
+    EntryDetail,
+    EntrySummary,
+    FailedSubmitRow,
+    FailedSubmitsView,
+    GlideinCounts,
+    GlideinList,
+    GlideinRow,
+    LimitsView,
+    Overview,
+    SeriesView,
+    SnapshotView,
+)
+
+log = logging.getLogger(__name__)
+
+STALE_LOOPS: Final = 3
+"""An entry's counts are stale after this many loop delays without a successful query."""
+HOUR: Final = 3600.0
+RECENT_COMPLETED: Final = 50
+
+
+class SeriesRange:
+    """The windows the entry charts offer: name -> (resolution, seconds back)."""
+
+    WINDOWS: Final[Mapping[str, tuple[str, float]]] = {
+        "hour": ("minute", HOUR),
+        "day": ("minute", 24 * HOUR),
+        "month": ("hour", 31 * 24 * HOUR),
+    }
+
+
+@dataclass(frozen=True)
+class MonitoringSources:
+    """Everything the monitoring read model reads.
+
+    Attributes:
+        config: the factory configuration (entries, limits, frontends).
+        state: entry snapshots, decisions, failed submits, time series.
+        completed: completed-glidein outcomes and statistics.
+        counters: monotonic per-entry counters (for ``/metrics``).
+        credentials: metadata of the credentials frontends sent.
+        downtimes: the downtimes in force (read on every page: operators edit them live).
+        clock: epoch seconds.
+        dashboard: where the factory's ``glidefactoryclient`` ads can be read back, if any.
+        retry: the retry service for a failed submit (by id), if this server may retry.
+        glideins: the live glideins of an entry from its grid backend, if this server may
+            query the backends.
+        dashboard_identity: the authenticated identity of this factory's own ads on the
+            dashboard; when set, monitoring ads written by anyone else are ignored.
+    """
+
+    config: FactoryConfig
+    state: StateStore
+    completed: CompletedGlideins
+    counters: Counters
+    credentials: CredentialIndex
+    downtimes: Callable[[], Downtimes]
+    clock: Callable[[], float]
+    dashboard: Dashboard | None = None
+    retry: Callable[[str], JsonDict] | None = None
+    glideins: Callable[[str], list[Glidein]] | None = None
+    dashboard_identity: str | None = None
+
+
+class UnknownEntry(LookupError):
+    """The entry is not in the configuration."""
+
+
+def overview(sources: MonitoringSources) -> Overview:
+    """The factory overview: one summary per configured entry, plus factory totals."""
+    now = sources.clock()
+    downtimes = sources.downtimes()
+    summaries = [entry_summary(sources, name, now, downtimes) for name in sources.config.entries]
+    totals = GlideinCounts.of(_sum_counts(s.counts.status_counts() for s in summaries))
+    fac = sources.config.factory
+    return Overview(
+        factory=fac.name,
+        glidein=fac.glidein_name,
+        generated_at=now,
+        entries=summaries,
+        totals=totals,
+        requested_idle=sum(s.requested_idle for s in summaries),
+        requested_max=sum(s.requested_max for s in summaries),
+        completed_last_hour=sum(s.completed_last_hour for s in summaries),
+        failed_last_hour=sum(s.failed_last_hour for s in summaries),
+        failed_submits=len(sources.state.failed.list()),
+        frontends=sorted(sources.config.frontends),
+    )
+
+
+def entry_summary(
+    sources: MonitoringSources, entry: str, now: float, downtimes: Downtimes
+) -> EntrySummary:
+    """The overview line of one configured entry."""
+    cfg = sources.config.entries[entry]
+    snapshot = sources.state.entries.get_snapshot(entry)
+    counts = _scope_counts(snapshot, "entry")
+    stored = sources.state.entries.decisions(entry)
+    decisions = _views(stored)
+    hour = completed_view(sources.completed.stats(entry, now - HOUR).get("entry"))
+    site = cfg.attributes.get("GLIDEIN_Site")
+    limits = sources.config.entry_limits(entry)
+    return EntrySummary(
+        name=entry,
+        enabled=cfg.enabled,
+        site=str(site.value) if site is not None else "",
+        backend=str(cfg.backend.kind),
+        counts=counts,
+        requested_idle=sum(d.requested_idle for d in decisions),
+        requested_max=sum(d.requested_max for d in decisions),
+        limits=_limits(limits.per_entry),
+        completed_last_hour=hour.completed,
+        failed_last_hour=hour.failed,
+        downtime=_downtime(downtimes, now, entry),
+        limits_triggered=limits_triggered(stored),
+        snapshot=_freshness(snapshot, now, sources.config.factory.loop_delay),
+    )
+
+
+def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
+    """The entry page.
+
+    Raises:
+        UnknownEntry: the entry is not configured.
+    """
+    if entry not in sources.config.entries:
+        raise UnknownEntry(entry)
+    now = sources.clock()
+    summary = entry_summary(sources, entry, now, sources.downtimes())
+    snapshot = sources.state.entries.get_snapshot(entry)
+    decisions = _decisions(sources, entry)
+    stats = sources.completed.stats(entry, now - HOUR)
+    clients = sorted(
+        {d.client for d in decisions}
+        | {scope.removeprefix("client:") for scope in _scopes(snapshot, "client:")}
+        | {scope.removeprefix("client:") for scope in stats if scope.startswith("client:")}
+    )
+    return EntryDetail(
+        summary=summary,
+        generated_at=now,
+        clients=[
+            ClientView(
+                client=client,
+                counts=_scope_counts(snapshot, f"client:{client}"),
+                requested_idle=sum(d.requested_idle for d in decisions if d.client == client),
+                requested_max=sum(d.requested_max for d in decisions if d.client == client),
+                decisions=[d for d in decisions if d.client == client],
+                completed_last_hour=completed_view(stats.get(f"client:{client}")),
+            )
+            for client in clients
+        ],
+        completed_last_hour=completed_view(stats.get("entry")),
+        recent_completed=[
+            _completed_row(outcome)
+            for outcome in sources.completed.recent(entry, limit=RECENT_COMPLETED)
+        ],
+        failed_submits=[row for row in failed_submits(sources).failed if row.entry == entry],
+    )
+
+
+def entry_series(sources: MonitoringSources, entry: str, window: str) -> SeriesView:
+    """The entry's samples over ``window`` (see :class:`SeriesRange`), column by column.
+
+    Raises:
+        UnknownEntry: the entry is not configured.
+        ValueError: ``window`` is not one of the ranges.
+    """
+    if entry not in sources.config.entries:
+        raise UnknownEntry(entry)
+    if window not in SeriesRange.WINDOWS:
+        raise ValueError(f"unknown range {window!r} (use {', '.join(SeriesRange.WINDOWS)})")
+    resolution, back = SeriesRange.WINDOWS[window]
+    since = sources.clock() - back
+    points = sources.state.series.series(entry, resolution, since)
+    names = sorted({name for _, values in points for name in values})
+    return SeriesView(
+        entry=entry,
+        range=window,
+        resolution=resolution,
+        since=since,
+        times=[t for t, _ in points],
+        values={name: [values.get(name) for _, values in points] for name in names},
+    )
+
+
+def glidein_list(sources: MonitoringSources, entry: str) -> GlideinList:
+    """The live glideins of an entry; fails soft (a message) when they cannot be read."""
+    if sources.glideins is None:
+        return GlideinList(False, "this web server does not query the grid backends", [])
+    try:
+        glideins = sources.glideins(entry)
+    except GwmsError as exc:
+        return GlideinList(False, f"the glidein query failed: {exc}", [])
+    site = sources.config.entries[entry].attributes.get("GLIDEIN_Site")
+    return GlideinList(
+        True,
+        None,
+        [
+            GlideinRow(
+                job_id=g.job_id,
+                client=g.client,
+                frontend=g.frontend,
+                status=g.status.name.lower(),
+                since=g.entered_current_status,
+                hold_reason=g.hold_reason,
+                site=str(site.value) if site is not None else "",
+            )
+            for g in glideins
+        ],
+    )
+
+
+def failed_submits(sources: MonitoringSources) -> FailedSubmitsView:
+    """Every failed submit, oldest first."""
+    rows = [
+        FailedSubmitRow(
+            failed_id=f.failed_id,
+            submit_key=f.submit_key,
+            entry=f.entry,
+            client=f.client,
+            count=f.count,
+            reason=f.reason,
+            failed_at=f.failed_at,
+            retries=f.retries,
+        )
+        for f in sources.state.failed.list()
+    ]
+    return FailedSubmitsView(sources.clock(), rows, sources.retry is not None)
+
+
+def limits_triggered(decisions: Mapping[str, JsonDict]) -> dict[str, str]:
+    """The limits the entry's latest find-work pass reached, as its ads advertise them.
+
+    Keyed by the §1.3 flag suffix (``IdleGlideinsPerEntry``; per class
+    ``IdlePerClass_<frontend:security_class>``), valued ``"count=N, limit=M"``: the same flags
+    :func:`gwms_tasks.services.advertise.triggered_limits` computes for the ads.
+    """
+    timed = [d for d in decisions.values() if isinstance(d.get("at"), int | float)]
+    try:
+        entry_flags, class_flags = advertised_limits(timed)
+    except GwmsError as exc:
+        log.warning("cannot compute the triggered limits: %s", exc)
+        return {}
+    flags = [*entry_flags, *(flag for group in class_flags.values() for flag in group)]
+    return {
+        flag.limit.value + ("" if flag.frontend_key is None else f"_{flag.frontend_key}"): flag.text
+        for flag in flags
+    }
+
+
+def completed_view(stats: CompletedStats | None) -> CompletedStatsView:
+    """The page's view of completed-glidein counts ("failed" = every outcome but ok)."""
+    if stats is None:
+        return CompletedStatsView()
+    return CompletedStatsView(
+        completed=stats.completed,
+        ok=stats.ok,
+        failed=stats.completed - stats.ok,
+        failed_validation=stats.failed_validation,
+        failed_payload=stats.failed_payload,
+        killed=stats.killed,
+        unknown=stats.unknown,
+        user_jobs=stats.user_jobs,
+        wall_seconds=stats.wall_seconds,
+        waste_seconds=stats.waste_seconds,
+        by_category=dict(stats.by_category),
+    )
+
+
+def entry_decisions(sources: MonitoringSources, entry: str) -> list[DecisionView]:
+    """The last decision of every request of an entry, by client then work key."""
+    return _decisions(sources, entry)
+
+
+def _decisions(sources: MonitoringSources, entry: str) -> list[DecisionView]:
+    return _views(sources.state.entries.decisions(entry))
+
+
+def _views(stored: Mapping[str, JsonDict]) -> list[DecisionView]:
+    views = [decision_view(key, raw) for key, raw in stored.items()]
+    return sorted(views, key=lambda d: (d.client, d.work_key))
+
+
+def _scope_counts(snapshot: EntrySnapshot | None, scope: str) -> GlideinCounts:
+    if snapshot is None:
+        return GlideinCounts()
+    return GlideinCounts.from_mapping(snapshot.counts.get(scope))
+
+
+def _scopes(snapshot: EntrySnapshot | None, prefix: str) -> set[str]:
+    return set() if snapshot is None else {s for s in snapshot.counts if s.startswith(prefix)}
+
+
+def _sum_counts(counts: Iterable[StatusCounts]) -> StatusCounts:
+    total = StatusCounts()
+    for item in counts:
+        total = total.plus(item)
+    return total
+
+
+def _freshness(snapshot: EntrySnapshot | None, now: float, loop_delay: float) -> SnapshotView:
+    if snapshot is None:
+        return SnapshotView(None, None, True, None)
+    taken = snapshot.taken_at if snapshot.taken_at > 0 else None
+    age = None if taken is None else max(0.0, now - taken)
+    stale = age is None or age > STALE_LOOPS * loop_delay or snapshot.error is not None
+    return SnapshotView(taken, age, stale, snapshot.error)
+
+
+def _downtime(downtimes: Downtimes, now: float, entry: str) -> DowntimeView | None:
+    period = downtimes.down_at(now) or downtimes.down_at(now, entry)
+    if period is None:
+        return None
+    return DowntimeView(down_reason(period).value, period.start, period.end, period.comment)
+
+
+def _limits(limits: GlideinLimits) -> LimitsView:
+    return LimitsView(limits.max_idle, limits.max_held, limits.max_glideins)
+
+
+def _completed_row(outcome: CompletedGlidein) -> CompletedRow:
+    return CompletedRow(
+        job_id=outcome.job_id,
+        client=outcome.client,
+        finished_at=outcome.finished_at,
+        result=outcome.result,
+        exit_code=outcome.exit_code,
+        wall_seconds=outcome.wall_seconds,
+        validation_seconds=outcome.validation_seconds,
+        payload_seconds=outcome.payload_seconds,
+        user_jobs=outcome.user_jobs,
+        failed_script=outcome.failed_script,
+        failure_category=outcome.failure_category,
+        failure_detail=outcome.failure_detail,
+    )
