@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: test demo lint typecheck unit venv redis-server shellcheck bench clean
+.PHONY: test demo lint typecheck unit venv redis-server chromium shellcheck bench clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,19 @@ redis-server:
 		     "Fedora: 'sudo dnf install redis') and run make again." >&2; exit 1; \
 	fi
 
+# The web page tests drive a real headless browser: Debian's chromium, installed when missing
+# and root (Playwright drives it; no browser is downloaded from the internet).
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium missing: installing Debian's chromium package (browser tests)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: the browser tests will be skipped outside CI" \
+		     "(Debian/Ubuntu: 'sudo apt-get install chromium')." >&2; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,14 +53,11 @@ shellcheck: venv
 	@files="$$(find gwms_tasks workers tests bench -name '*.sh' 2>/dev/null)"; \
 	if [ -n "$$files" ]; then echo "shellcheck $$(echo $$files | wc -w) scripts"; $(BIN)/shellcheck -x $$files; fi
 
-test: venv redis-server lint typecheck shellcheck
+test: venv redis-server chromium lint typecheck shellcheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: venv redis-server
-	@if [ -f gwms_tasks/demo.py ]; then $(BIN)/python -m gwms_tasks.demo $(ARGS); else \
-		echo "make demo is not built yet (issue: the VO frontend and make demo)." >&2; \
-		echo "What runs today: make test, and .venv/bin/gwms config check examples/factory.yaml" >&2; \
-		exit 1; fi
+	$(BIN)/python -m gwms_tasks.demo $(ARGS)
 
 bench: venv redis-server
 	$(BIN)/python bench/scale.py $(ARGS)

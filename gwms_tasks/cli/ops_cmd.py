@@ -190,24 +190,45 @@ def _explain_lines(entry: str, work_key: str, record: JsonDict, now: float) -> l
 
 
 def _flatten(path: str, value: object) -> Iterator[tuple[str, str]]:
-    """``submit.entry_limits.max_idle: 400`` lines of a nested record."""
+    """``submit.entry_limits: max_idle=400, ...`` lines of a nested record.
+
+    A dict of plain values is one line (glidein counts read ``idle 8 (wait 8), running 0,
+    held 0, total 8``); nested dicts and lists of dicts are opened up.
+    """
     if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from _flatten(f"{path}.{key}", item)
-    elif isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
+        if any(isinstance(item, dict | list) for item in value.values()):
+            for key, item in value.items():
+                yield from _flatten(f"{path}.{key}", item)
+        else:
+            yield path, _counts_text(value) if value.keys() >= _COUNT_KEYS else _pairs(value)
+    elif isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
         for index, item in enumerate(value):
             yield from _flatten(f"{path}[{index}]", item)
     else:
         yield path, _scalar(value)
 
 
+_COUNT_KEYS = frozenset({"idle", "running", "held", "total"})
+
+
+def _counts_text(counts: Mapping[str, object]) -> str:
+    """``idle 8 (wait 8), running 0, held 0, total 8``: idle's non-zero parts in brackets."""
+    parts = [f"{k} {v}" for k, v in counts.items() if k not in _COUNT_KEYS and v]
+    idle = f"idle {counts['idle']}" + (f" ({', '.join(parts)})" if parts else "")
+    return f"{idle}, running {counts['running']}, held {counts['held']}, total {counts['total']}"
+
+
+def _pairs(values: Mapping[str, object]) -> str:
+    return ", ".join(f"{key}={_scalar(item)}" for key, item in values.items())
+
+
 def _scalar(value: object) -> str:
     if value is None:
         return "none"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "[]"
+        return ", ".join(str(v) for v in value) or "none"
     if isinstance(value, dict):
-        return "{}"
+        return "none"
     return str(value)
 
 

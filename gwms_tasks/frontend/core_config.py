@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
-from gwms_tasks.core.classad_text import AdExpr, AdFormatError
+from gwms_tasks.core.classad_text import AdExpr, AdFormatError, compile_constraint
 from gwms_tasks.core.config_errors import translate
 from gwms_tasks.core.config_types import (
     AttrName,
@@ -92,6 +92,20 @@ def _classad_expression(text: str) -> str:
 ClassAdExpression = Annotated[
     str, AfterValidator(_classad_expression), Expect("a ClassAd expression")
 ]
+
+
+def _classad_constraint(text: str) -> str:
+    try:
+        compile_constraint(text)
+    except AdFormatError as exc:
+        raise invalid(f"expected a ClassAd constraint: {exc}") from exc
+    return text
+
+
+ClassAdConstraint = Annotated[
+    str, AfterValidator(_classad_constraint), Expect("a ClassAd constraint")
+]
+"""A constraint evaluated against one ad at a time (entry selection, schedd jobs)."""
 
 
 class FrontendSection(Section):
@@ -215,7 +229,7 @@ class ScheddSource(Section):
     kind: Literal["schedd"]
     schedd_name: Annotated[str, StringConstraints(pattern=r"^\S+$")] | None = None
     collector: Annotated[str, StringConstraints(pattern=r"^\S+$")] | None = None
-    constraint: ClassAdExpression = "true"
+    constraint: ClassAdConstraint = "true"
     attributes: FrozenList[AttrName] = ("RequestCpus", "RequestMemory")
 
 
@@ -269,7 +283,7 @@ class GroupConfig(Section):
 
     enabled: bool = True
     job_source: JobSourceConfig
-    entry_constraint: ClassAdExpression = "true"
+    entry_constraint: ClassAdConstraint = "true"
     match: ClassAdExpression = "true"
     credentials: FrozenList[Credential]
     params: FrozenMap[AttrName, ScalarValue] = Field(default_factory=empty_map)
@@ -301,7 +315,7 @@ class FrontendConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> FrontendConfig:
-        found = [*_identity_problems(self), *_factory_problems(self)]
+        found = [*_identity_problems(self), *_factory_problems(self), *_lifetime_problems(self)]
         if not self.groups:
             found.append(("groups", "expected at least one group"))
         if found:
@@ -354,6 +368,20 @@ def _factory_problems(config: FrontendConfig) -> list[tuple[str, str]]:
             found.append((f"factories[{index}]", f"{factory.global_name} is given twice"))
         seen.add(factory.global_name)
     return found
+
+
+def _lifetime_problems(config: FrontendConfig) -> list[tuple[str, str]]:
+    """Requests must outlive a late cycle, or they vanish between two cycles."""
+    loops = 2 * config.frontend.loop_delay
+    if config.dashboard.ad_lifetime <= loops:
+        return [
+            (
+                "dashboard.ad_lifetime",
+                f"expected more than twice frontend.loop_delay ({loops:g} s), or requests "
+                "expire between two cycles",
+            )
+        ]
+    return []
 
 
 def load_frontend_config(text: str, source: str) -> FrontendConfig:

@@ -265,7 +265,8 @@ def _finish(
     if max_glideins > limits.max_glideins_per_entry:
         max_glideins, max_reason = limits.max_glideins_per_entry, MaxReason.MAX_GLIDEINS_PER_ENTRY
     if mode is RemoveMode.ALL:
-        max_glideins, max_reason = max(0, counts.running - draft.unclaimed), MaxReason.BUSY_ONLY
+        busy = max(0, counts.running - draft.unclaimed)
+        max_glideins, max_reason = min(busy, max_glideins), MaxReason.BUSY_ONLY
     steps = [
         f"ReqIdleGlideins {draft.idle} ({draft.idle_reason}): the factory adds "
         f"{draft.new_glideins} to the {counts.idle} idle",

@@ -9,7 +9,10 @@
 
 A job source that cannot be read does not stop the cycle: every request goes out as zero
 (fail closed) and the explanation says why. A dashboard that cannot be read or written does:
-the error propagates (TransientError), nothing is half-published, and the next cycle retries.
+the error propagates (TransientError) and the next cycle retries. The credentials
+(glideclientglobal) go out before the requests that use them, so a factory reading between the
+two writes finds the credentials first; every ad is whole on its own, so an error between two
+writes leaves last cycle's ads of the other types, which the next cycle replaces.
 """
 
 from __future__ import annotations
@@ -122,14 +125,14 @@ def _publish(deps: FrontendDeps, output: CycleOutput, client_name: str) -> int:
     sequence = output.explanation.cycle
     published = (
         (
-            AdType.GLIDECLIENT,
-            "ClientName",
-            [ad.to_attrs(sequence=sequence) for ad in output.requests],
-        ),
-        (
             AdType.GLIDECLIENT_GLOBAL,
             "ClientName",
             [ad.to_attrs(sequence=sequence) for ad in output.globals],
+        ),
+        (
+            AdType.GLIDECLIENT,
+            "ClientName",
+            [ad.to_attrs(sequence=sequence) for ad in output.requests],
         ),
         (
             AdType.GLIDERESOURCE,

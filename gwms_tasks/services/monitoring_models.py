@@ -160,6 +160,8 @@ class DecisionView:
         frontend_key: ``frontend:security_class`` (None for a rejection).
         blocked: why a decided submission could not be sent, if it could not.
         inputs: what the submit arithmetic used (None for rejections and failures).
+        current: False when older than a few loops: its request has disappeared, so it no
+            longer counts in the requested totals.
     """
 
     work_key: str
@@ -180,6 +182,7 @@ class DecisionView:
     blocked: str | None = None
     notes: list[str] = field(default_factory=list)
     inputs: DecisionInputs | None = None
+    current: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ Where numbers come from:
 
 * glidein counts: the entry's last glidein snapshot (written by monitor and find-work); stale
   when older than :data:`STALE_LOOPS` loop delays or when the last query failed;
-* requested idle / max: the last decision of each request of the entry (rejected and
+* requested idle / max: the last decision of each request of the entry, if it is current
+  (decided within the last few loops, as the advertise step counts them; rejected and
   failed-closed requests request nothing);
 * limits triggered: the flags the entry's ads carry (``GlideinMonitorStatus_GlideFactoryLimit*``
   of the reference §1.3), from the counts and submissions of its latest find-work pass;
@@ -22,8 +23,8 @@ The frontend page is in :mod:`.monitoring_frontend`, the reading of decision rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
 from gwms_tasks.core.config import FactoryConfig
@@ -42,6 +43,7 @@ from gwms_tasks.ports import (
     JsonDict,
     StateStore,
 )
+from gwms_tasks.services.advertise import LIVE_DECISION_LOOPS
 from gwms_tasks.services.advertise import triggered_limits as advertised_limits
 from gwms_tasks.services.monitoring_decisions import decision_view
 from gwms_tasks.services.monitoring_models import (
@@ -148,7 +150,7 @@ def entry_summary(
     snapshot = sources.state.entries.get_snapshot(entry)
     counts = _scope_counts(snapshot, "entry")
     stored = sources.state.entries.decisions(entry)
-    decisions = _views(stored)
+    decisions = _views(sources, stored, now)
     hour = completed_view(sources.completed.stats(entry, now - HOUR).get("entry"))
     site = cfg.attributes.get("GLIDEIN_Site")
     limits = sources.config.entry_limits(entry)
@@ -158,13 +160,15 @@ def entry_summary(
         site=str(site.value) if site is not None else "",
         backend=str(cfg.backend.kind),
         counts=counts,
-        requested_idle=sum(d.requested_idle for d in decisions),
-        requested_max=sum(d.requested_max for d in decisions),
+        requested_idle=sum(d.requested_idle for d in decisions if d.current),
+        requested_max=sum(d.requested_max for d in decisions if d.current),
         limits=_limits(limits.per_entry),
         completed_last_hour=hour.completed,
         failed_last_hour=hour.failed,
         downtime=_downtime(downtimes, now, entry),
-        limits_triggered=limits_triggered(stored),
+        limits_triggered=limits_triggered(
+            {d.work_key: stored[d.work_key] for d in decisions if d.current}
+        ),
         snapshot=_freshness(snapshot, now, sources.config.factory.loop_delay),
     )
 
@@ -180,7 +184,7 @@ def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
     now = sources.clock()
     summary = entry_summary(sources, entry, now, sources.downtimes())
     snapshot = sources.state.entries.get_snapshot(entry)
-    decisions = _decisions(sources, entry)
+    decisions = _views(sources, sources.state.entries.decisions(entry), now)
     stats = sources.completed.stats(entry, now - HOUR)
     clients = sorted(
         {d.client for d in decisions}
@@ -190,17 +194,7 @@ def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
     return EntryDetail(
         summary=summary,
         generated_at=now,
-        clients=[
-            ClientView(
-                client=client,
-                counts=_scope_counts(snapshot, f"client:{client}"),
-                requested_idle=sum(d.requested_idle for d in decisions if d.client == client),
-                requested_max=sum(d.requested_max for d in decisions if d.client == client),
-                decisions=[d for d in decisions if d.client == client],
-                completed_last_hour=completed_view(stats.get(f"client:{client}")),
-            )
-            for client in clients
-        ],
+        clients=[_client_view(client, snapshot, decisions, stats) for client in clients],
         completed_last_hour=completed_view(stats.get("entry")),
         recent_completed=[
             _completed_row(outcome)
@@ -321,16 +315,36 @@ def completed_view(stats: CompletedStats | None) -> CompletedStatsView:
 
 def entry_decisions(sources: MonitoringSources, entry: str) -> list[DecisionView]:
     """The last decision of every request of an entry, by client then work key."""
-    return _decisions(sources, entry)
+    return _views(sources, sources.state.entries.decisions(entry), sources.clock())
 
 
-def _decisions(sources: MonitoringSources, entry: str) -> list[DecisionView]:
-    return _views(sources.state.entries.decisions(entry))
-
-
-def _views(stored: Mapping[str, JsonDict]) -> list[DecisionView]:
+def _views(
+    sources: MonitoringSources, stored: Mapping[str, JsonDict], now: float
+) -> list[DecisionView]:
+    """Decision views, ``current`` when decided within the loops advertise counts as live."""
+    horizon = LIVE_DECISION_LOOPS * sources.config.factory.loop_delay
     views = [decision_view(key, raw) for key, raw in stored.items()]
-    return sorted(views, key=lambda d: (d.client, d.work_key))
+    return sorted(
+        (replace(view, current=now - view.at <= horizon) for view in views),
+        key=lambda d: (d.client, d.work_key),
+    )
+
+
+def _client_view(
+    client: str,
+    snapshot: EntrySnapshot | None,
+    decisions: Sequence[DecisionView],
+    stats: Mapping[str, CompletedStats],
+) -> ClientView:
+    mine = [d for d in decisions if d.client == client]
+    return ClientView(
+        client=client,
+        counts=_scope_counts(snapshot, f"client:{client}"),
+        requested_idle=sum(d.requested_idle for d in mine if d.current),
+        requested_max=sum(d.requested_max for d in mine if d.current),
+        decisions=mine,
+        completed_last_hour=completed_view(stats.get(f"client:{client}")),
+    )
 
 
 def _scope_counts(snapshot: EntrySnapshot | None, scope: str) -> GlideinCounts:

@@ -193,6 +193,28 @@ def _retry_locked(
     key = retry_key(failed)
     if not deps.state.ledger.claim(key, failed.entry, decision.count, now):
         return _already_retried(deps, failed, key, base)
+    _send(deps, failed, order, key, decision, now)
+    deps.state.failed.remove(failed.failed_id)
+    log.info("retried failed submit %s as %s: %s", failed.failed_id, key, decision.explain())
+    return replace(
+        base,
+        status=RetryStatus.SENT,
+        count=decision.count,
+        submit_key=key,
+        reason=decision.reason.value,
+        detail=decision.explain(),
+    )
+
+
+def _send(
+    deps: FactoryDeps,
+    failed: FailedSubmit,
+    order: SubmitOrder,
+    key: str,
+    decision: SubmitDecision,
+    now: float,
+) -> None:
+    """Put the retry in flight and send it (after its key was claimed)."""
     tags = replace(order.tags, submit_key=key)
     deps.state.inflight.add(
         InflightSubmit(
@@ -218,16 +240,6 @@ def _retry_locked(
     except BaseException as exc:
         _undo(deps, failed, key, exc)
         raise
-    deps.state.failed.remove(failed.failed_id)
-    log.info("retried failed submit %s as %s: %s", failed.failed_id, key, decision.explain())
-    return replace(
-        base,
-        status=RetryStatus.SENT,
-        count=decision.count,
-        submit_key=key,
-        reason=decision.reason.value,
-        detail=decision.explain(),
-    )
 
 
 def _order_of(failed: FailedSubmit) -> SubmitOrder:

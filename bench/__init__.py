@@ -1,0 +1,1 @@
+"""Benchmarks of gwms-tasks (see bench/README.md)."""
