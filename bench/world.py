@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import yaml
@@ -53,6 +54,7 @@ LOOP_DELAY = 60
 """Simulated seconds between two cycles (the factory's ``loop_delay``)."""
 KEY_PREFIX = "bench"
 """Redis key prefix of the bench, so that it never touches a factory's ``gwms:`` keys."""
+DASHBOARD_DB = 2
 UNUSED_REDIS_URL = "redis://127.0.0.1:1/0"
 """Config value for ``--memory`` runs: the config needs Redis URLs; nothing connects to it."""
 
@@ -339,18 +341,28 @@ def memory_world(shape: Shape, base: Path, seed: int = 1) -> BenchWorld:
     )  # fmt: skip
 
 
+def dashboard_url_of(state_url: str) -> str:
+    """The dashboard's database: database 2 of the state Redis (as examples/factory.yaml has it),
+    so that its key scans do not walk the state keys (ledger records, sites)."""
+    parts = urlsplit(state_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{DASHBOARD_DB}", parts.query, ""))
+
+
 def redis_world(shape: Shape, base: Path, url: str, seed: int = 1) -> BenchWorld:
     """The bench on Redis at ``url`` (needs ACL admin rights: it creates the frontend users).
 
+    The state is in the database of ``url``, the dashboard in database 2 of the same server.
     The factory and the user workers each get their own connection and their own copy of
     every simulated site, as separate processes would: a submit by a user worker makes the
     factory's monitor reload that site from Redis, as in production.
     """
-    common = _common(shape, base, url, url, seed)
+    dashboard_url = dashboard_url_of(url)
+    common = _common(shape, base, url, dashboard_url, seed)
     clock, keys = common.clock, Keys(KEY_PREFIX)
     factory_client = redis.Redis.from_url(url)
     user_client = redis.Redis.from_url(url)
-    world_clients: list[redis.Redis] = [factory_client, user_client]
+    dashboard_client = redis.Redis.from_url(dashboard_url)
+    world_clients = [factory_client, user_client, dashboard_client]
     factory_sites: dict[str, GridBackend] = {}
     user_sites: dict[str, GridBackend] = {}
     for entry in common.entries:
@@ -363,7 +375,7 @@ def redis_world(shape: Shape, base: Path, url: str, seed: int = 1) -> BenchWorld
                 client, keys, params, FACTORY, GLIDEIN, entry, rng, clock
             )
     dispatcher = MemoryDispatcher()
-    dashboard = RedisDashboard(factory_client, keys, FACTORY, lifetime=900, clock=clock)
+    dashboard = RedisDashboard(dashboard_client, keys, FACTORY, lifetime=900, clock=clock)
     deps = common.factory_deps(
         RedisState(factory_client, keys),
         dashboard,
@@ -376,7 +388,9 @@ def redis_world(shape: Shape, base: Path, url: str, seed: int = 1) -> BenchWorld
     # ACL SAVE fails on a server without an ACL file (ours): that warning is not the bench's.
     logging.getLogger("gwms_tasks.adapters.redis_admin").setLevel(logging.ERROR)
     for spec in frontend_specs(shape):
-        fe_url = add_frontend_user(factory_client, keys, spec.identity, factory_writers=(FACTORY,))
+        fe_url = add_frontend_user(
+            dashboard_client, keys, spec.identity, factory_writers=(FACTORY,)
+        )
         fe_client = redis.Redis.from_url(fe_url)
         world_clients.append(fe_client)
         fe_dashboard = RedisDashboard(fe_client, keys, spec.identity, lifetime=900, clock=clock)

@@ -53,6 +53,7 @@ from gwms_tasks.ports import Dashboard, GridBackend, TaskDispatcher
 from gwms_tasks.process_identity import owner_is_dead, this_process
 from gwms_tasks.schedule import refresh_config
 from gwms_tasks.services.deps import FactoryDeps
+from gwms_tasks.services.key_cache import KeyCodeCache
 from gwms_tasks.services.submit import UserDeps
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Runtime:
         self._backends: dict[str, GridBackend] = {}
         self._keyring: Keyring | None = None
         self._staging: tuple[float, StagingIndex | None] | None = None
+        self._key_codes = KeyCodeCache()  # shared by every find-work of this process
 
     # configuration ---------------------------------------------------------------------------
 
@@ -309,6 +311,7 @@ class Runtime:
             downtimes=self.downtimes,
             staging=self.staging,
             clock=self.clock,
+            key_codes=self._key_codes,
         )
 
     def user_deps(self, username: str) -> UserDeps:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from gwms_tasks.core.ads import RawRequest, split_req_name
@@ -32,7 +32,7 @@ from gwms_tasks.core.credentials import (
     choose_credential,
     idtoken_param,
 )
-from gwms_tasks.core.crypto import CryptoError, SymKey
+from gwms_tasks.core.crypto import CryptoError, FactoryKey, SymKey
 from gwms_tasks.core.decisions import Demand, DownReason, RemoveExcess
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.errors import GwmsError
@@ -130,13 +130,20 @@ class _Reject(GwmsError):
 
 @dataclass(frozen=True, slots=True)
 class ValidationContext:
-    """What validation needs besides the ad: configuration, keys and downtimes at ``now``."""
+    """What validation needs besides the ad: configuration, keys and downtimes at ``now``.
+
+    ``key_codes`` is an optional memo ``(ReqPubKeyID, ReqEncKeyCode) -> SymKey`` held by the
+    caller across calls: a frontend sends one wrapped key in all its ads of a cycle, and
+    unwrapping it (RSA) costs more than the rest of the validation. It is consulted only once
+    the named key is usable at ``now``, and only successful unwraps are stored.
+    """
 
     config: FactoryConfig
     entry: str
     keyring: Keyring
     now: float
     down_for: DownCheck
+    key_codes: MutableMapping[tuple[str, str], SymKey] | None = None
 
 
 def validate_request(
@@ -212,10 +219,7 @@ def _decrypt(raw: RawRequest, identity: str | None, ctx: ValidationContext) -> d
         )
     if not isinstance(raw.enc_key_code, str) or not isinstance(raw.enc_identity, str):
         raise _Reject(RejectReason.UNDECRYPTABLE_KEY, "ReqEncKeyCode or ReqEncIdentity missing")
-    try:
-        sym = key.decrypt_key_code(raw.enc_key_code)
-    except CryptoError as exc:
-        raise _Reject(RejectReason.UNDECRYPTABLE_KEY, f"ReqEncKeyCode: {exc}") from exc
+    sym = _unwrap(key, raw.enc_key_code, ctx.key_codes)
     if identity is None:
         raise _Reject(
             RejectReason.NO_AUTHENTICATED_IDENTITY, "the dashboard did not authenticate the writer"
@@ -227,6 +231,22 @@ def _decrypt(raw: RawRequest, identity: str | None, ctx: ValidationContext) -> d
             f"encrypted identity {claimed!r} is not the authenticated identity {identity!r}",
         )
     return {name: _decrypt_one(sym, name, value) for name, value in raw.enc_params.items()}
+
+
+def _unwrap(
+    key: FactoryKey, enc_key_code: str, memo: MutableMapping[tuple[str, str], SymKey] | None
+) -> SymKey:
+    """The symmetric key of ``ReqEncKeyCode``, from ``memo`` when it was unwrapped before."""
+    code = (key.pub_key_id, enc_key_code)
+    sym = memo.get(code) if memo is not None else None
+    if sym is None:
+        try:
+            sym = key.decrypt_key_code(enc_key_code)
+        except CryptoError as exc:
+            raise _Reject(RejectReason.UNDECRYPTABLE_KEY, f"ReqEncKeyCode: {exc}") from exc
+        if memo is not None:
+            memo[code] = sym
+    return sym
 
 
 def _decrypt_one(sym: SymKey, name: str, value: object) -> str:

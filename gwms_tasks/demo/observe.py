@@ -36,6 +36,7 @@ class Row:
     running: int = 0
     held: int = 0
     completed: int = 0
+    ok: int = 0
     failed_validation: int = 0
 
 
@@ -101,6 +102,7 @@ class Observer:
         stats = self._completed.totals(entry).get("entry")
         if stats is not None:
             row.completed = stats.completed
+            row.ok = stats.ok
             row.failed_validation = stats.failed_validation
         return row
 
@@ -190,3 +192,19 @@ def render_summary(observer: Observer) -> str:
         f"  time                      {time.monotonic() - observer.started:.0f} s",
     ]
     return "\n".join(lines)
+
+
+def summary_data(observer: Observer) -> dict[str, Any]:
+    """The summary as JSON data (written to ``<demo dir>/summary.json`` for scripts and tests)."""
+    return {
+        "jobs": observer.jobs,
+        "jobs_done": observer.jobs_done,
+        "glideins_completed": sum(row.completed for row in observer.rows),
+        "glideins_ok": sum(row.ok for row in observer.rows),
+        "failed_validation": sum(row.failed_validation for row in observer.rows),
+        "max_live_glideins": observer.max_live,
+        "checked_cycles": observer.checked_cycles,
+        "unchecked_cycles": observer.unchecked_cycles,
+        "mismatches": list(observer.mismatches),
+        "seconds": round(time.monotonic() - observer.started, 1),
+    }

@@ -12,6 +12,7 @@ and the end of its log, stops everything, and exits 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import urllib.error
@@ -23,7 +24,7 @@ import redis
 
 from gwms_tasks.adapters.redis_admin import add_frontend_user
 from gwms_tasks.config_file import read_config
-from gwms_tasks.demo.observe import Observer, render_summary, render_table
+from gwms_tasks.demo.observe import Observer, render_summary, render_table, summary_data
 from gwms_tasks.demo.setup import (
     FACTORY,
     FRONTEND,
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         _send_jobs(layout, args.jobs, args.job_seconds)
         _watch(supervisor, observer, args.timeout, args.quiet)
         print(render_summary(observer))
+        summary = layout.base / "summary.json"
+        summary.write_text(json.dumps(summary_data(observer), indent=2) + "\n")
         if args.keep_running:
             print("Everything is still running (--keep-running): Ctrl-C to stop it.")
             while True:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.core.downtimes import Downtimes
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.staging import StagingIndex
 from gwms_tasks.ports import Dashboard, GridBackend, StateStore, TaskDispatcher, UserKeys
+from gwms_tasks.services.key_cache import KeyCodeCache
 
 Clock = Callable[[], float]
 
@@ -29,6 +30,8 @@ class FactoryDeps:
         downtimes: the downtimes in force (read each cycle: operators edit them live).
         staging: the index of the built staging area, or None when none was built.
         clock: epoch seconds.
+        key_codes: request keys already unwrapped (see :mod:`.key_cache`); hold one per
+            process so that find-work unwraps each frontend's key once, not once per entry.
     """
 
     config: FactoryConfig
@@ -41,3 +44,4 @@ class FactoryDeps:
     downtimes: Callable[[], Downtimes]
     staging: Callable[[], StagingIndex | None]
     clock: Clock
+    key_codes: KeyCodeCache = field(default_factory=KeyCodeCache)

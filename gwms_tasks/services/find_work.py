@@ -143,6 +143,7 @@ def _read_requests(
         deps.keyring(),
         now,
         lambda frontend, sc: request_down_reason(downtimes, now, entry, frontend, sc),
+        deps.key_codes,
     )
     requests: list[Request] = []
     for ad in ads:
