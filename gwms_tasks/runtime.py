@@ -93,6 +93,14 @@ def redis_client(url: str, what: str) -> redis.Redis:
         raise ConfigError(what, [f"invalid Redis URL: {exc}"]) from exc
 
 
+def _keep_operator_token(new: FactoryConfig, running: FactoryConfig) -> FactoryConfig:
+    """The reloaded config with this process's operator token (the stored copy has none)."""
+    token = running.web.operator_token
+    if new.web.operator_token is not None or token is None:
+        return new
+    return new.model_copy(update={"web": new.web.model_copy(update={"operator_token": token})})
+
+
 class Runtime:
     """The adapters of one process, built lazily from the current config.
 
@@ -141,7 +149,7 @@ class Runtime:
         if accepted is not None:
             with self._lock:
                 log.info("config %s accepted by a reload: switching", accepted.sha256[:12])
-                self._config = accepted.config
+                self._config = _keep_operator_token(accepted.config, self._config)
                 self._sha256 = accepted.sha256
                 self._backends.clear()
         return self._config

@@ -11,6 +11,9 @@ value the ad carried.
 
 Ads expire like collector ads: each record holds its expiry and readers drop expired ones; the
 hash itself expires with its newest ad, so a writer that goes away leaves nothing behind.
+
+Request ads are also indexed by the entry they ask for, so that find-work's query of one entry
+does not read every frontend's every request (:mod:`.redis_dashboard_index`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ from gwms_tasks.adapters.memory_dashboard import (
     prepared_ads,
     selected,
     unique,
+)
+from gwms_tasks.adapters.redis_dashboard_index import (
+    add_to_index,
+    indexed_records,
+    query_target,
+    remove_from_index,
 )
 from gwms_tasks.adapters.redis_state import redis_errors, text, text_hash
 from gwms_tasks.errors import PermanentError
@@ -94,6 +103,7 @@ class RedisDashboard:
             pipe.hset(key, mapping=dict(records.items()))
             pipe.expire(key, ttl, nx=True)  # a new hash
             pipe.expire(key, ttl, gt=True)  # never shorten the life of longer-lived ads
+            add_to_index(pipe, self._keys, self.writer, ad_type, prepared, ttl)
             pipe.publish(
                 self._keys.dashboard_channel(self.writer), change_message(ad_type, records)
             )
@@ -116,6 +126,8 @@ class RedisDashboard:
             pipe.multi()
             if withdrawn:
                 pipe.hdel(key, *withdrawn)
+                gone = {name: ad.attrs for name, ad in live.items() if ad and name in withdrawn}
+                remove_from_index(pipe, self._keys, self.writer, ad_type, gone)
                 pipe.publish(
                     self._keys.dashboard_channel(self.writer), change_message(ad_type, withdrawn)
                 )
@@ -136,10 +148,14 @@ class RedisDashboard:
         with redis_errors(f"query {ad_type} ads"):
             found = sorted(text(k) for k in self._r.scan_iter(match=pattern, count=_SCAN_COUNT))
             keys = [(key, writer) for key in found if (writer := self._writer_of(key, ad_type))]
-            pipe = self._r.pipeline(transaction=False)
-            for key, _ in keys:
-                pipe.hgetall(key)
-            replies = pipe.execute(raise_on_error=False)
+            target = query_target(ad_type, constraint)
+            if target is not None:  # find-work's query: read only that entry's requests
+                replies = indexed_records(self._r, self._keys, ad_type, target, keys)
+            else:
+                pipe = self._r.pipeline(transaction=False)
+                for key, _ in keys:
+                    pipe.hgetall(key)
+                replies = pipe.execute(raise_on_error=False)
             now = self._clock()
             ads: list[AuthenticatedAd] = []
             for (key, writer), reply in zip(keys, replies, strict=True):
