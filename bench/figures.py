@@ -106,13 +106,16 @@ def latency_lines(latencies: Sequence[Latency]) -> list[str]:
     ]
 
 
-def memory_lines(maxrss_kib: int, traced_peak: int | None) -> list[str]:
+def memory_lines(maxrss_kib: int, baseline_kib: int, traced_peak: int | None) -> list[str]:
+    """Peak memory; ``baseline_kib``: the peak before the bench built anything (imports)."""
     traced = (
-        f"tracemalloc peak {traced_peak / 2**20:.1f} MiB (Python allocations, on for this run)"
+        f"tracemalloc peak {traced_peak / 2**20:.1f} MiB (Python allocations after start, on "
+        "for this run)"
         if traced_peak is not None
-        else "tracemalloc off (--tracemalloc turns it on; it slows the run)"
+        else "tracemalloc off (--tracemalloc turns it on; it makes the run ~3-4x slower)"
     )
     return [
-        f"peak memory: ru_maxrss {maxrss_kib / 1024:.1f} MiB (whole process, resource.getrusage); "
+        f"peak memory: ru_maxrss {maxrss_kib / 1024:.1f} MiB (whole process, resource.getrusage; "
+        f"{baseline_kib / 1024:.1f} MiB of it before the run: interpreter and libraries); "
         f"{traced}"
     ]

@@ -23,29 +23,30 @@ import tracemalloc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.figures import (  # noqa: E402
+from bench.figures import (
     CycleFigures,
     Latency,
     cycle_lines,
     latency_lines,
     memory_lines,
 )
-from bench.world import (  # noqa: E402
+from bench.world import (
     LOOP_DELAY,
     BenchWorld,
     Shape,
     memory_world,
     redis_world,
 )
-from gwms_tasks.embedded_redis import start_redis  # noqa: E402
-from gwms_tasks.services.find_work import find_work  # noqa: E402
-from gwms_tasks.services.monitor import monitor_entry  # noqa: E402
-from gwms_tasks.services.orders import JobActionOrder, SubmitOrder  # noqa: E402
-from gwms_tasks.services.submit import execute_job_action, execute_submit  # noqa: E402
+from gwms_tasks.embedded_redis import start_redis
+from gwms_tasks.services.find_work import find_work
+from gwms_tasks.services.monitor import monitor_entry
+from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+from gwms_tasks.services.submit import execute_job_action, execute_submit
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -161,39 +162,72 @@ def _run_orders(world: BenchWorld, figures: CycleFigures) -> list[tuple[str, flo
     return done
 
 
-def run(args: argparse.Namespace) -> list[str]:
-    """Run the benchmark; return the report lines."""
+def run(args: argparse.Namespace, out: TextIO) -> list[str]:
+    """Run the benchmark, writing the report to ``out`` as each cycle ends.
+
+    Returns:
+        What went wrong: requests rejected, find-work passes that did not finish, or a first
+        cycle that did not submit every requested glidein ([] when all went as it should: the
+        figures of a run that did not do the work would mean nothing).
+    """
+    problems: list[str] = []
     shape = Shape(args.entries, args.frontends, args.glideins, args.cycles)
+    baseline_kib = _maxrss_kib()
     if args.tracemalloc:
         tracemalloc.start()
     base = Path(tempfile.mkdtemp(prefix="gwms-bench-"))
-    lines: list[str] = []
     try:
         with bench_world(args, shape, base) as world:
-            lines.append(
+            _write(
+                out,
                 f"gwms-tasks scale benchmark: {shape.entries} entries x {shape.frontends} "
-                f"frontends x {shape.glideins} glideins, {shape.cycles} cycles "
-                f"({LOOP_DELAY} simulated s apart), on {world.backend_label}"
+                f"frontends x {shape.glideins} glideins, {shape.cycles} "
+                f"cycle{'s' if shape.cycles > 1 else ''} "
+                f"({LOOP_DELAY} simulated s apart), on {world.backend_label}",
             )
             latencies: list[Latency] = []
             start = world.clock.now
             for number in range(1, shape.cycles + 1):
                 world.clock.now = start + (number - 1) * LOOP_DELAY
                 cycle = run_cycle(world, number, latencies if number == 1 else None)
-                lines += cycle_lines(cycle)
-                print("\n".join(cycle_lines(cycle)), file=sys.stderr, flush=True)
-            lines += latency_lines(latencies)
+                _write(out, *cycle_lines(cycle))
+                problems += cycle_problems(cycle, shape)
+            _write(out, *latency_lines(latencies))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
-    lines += memory_lines(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, traced)
-    return lines
+    _write(out, *memory_lines(_maxrss_kib(), baseline_kib, traced))
+    return problems
+
+
+def cycle_problems(cycle: CycleFigures, shape: Shape) -> list[str]:
+    """Why a cycle's figures do not measure the work they should (see :func:`run`)."""
+    where = f"cycle {cycle.number}"
+    problems = []
+    if cycle.rejected:
+        problems.append(f"{where}: {cycle.rejected} requests rejected (see the log above)")
+    if cycle.not_done:
+        problems.append(f"{where}: {cycle.not_done} find-work passes did not finish")
+    expected = shape.requests * shape.glideins
+    if cycle.number == 1 and cycle.submitted != expected:
+        problems.append(f"{where}: {cycle.submitted} glideins submitted, {expected} requested")
+    return problems
+
+
+def _maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _write(out: TextIO, *lines: str) -> None:
+    out.write("".join(f"{line}\n" for line in lines))
+    out.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    print("\n".join(run(args)))
-    return 0
+    problems = run(parse_args(argv), sys.stdout)
+    for problem in problems:
+        print(f"bench/scale.py: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

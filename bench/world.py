@@ -134,6 +134,7 @@ def config_text(shape: Shape, base: Path, state_url: str, dashboard_url: str) ->
             "failure_rate": 0.02,
         },
         "attributes": {"GLIDEIN_CPUS": {"value": 4}},
+        "submit": {"max_per_cycle": max(100, g)},
         "limits": {
             "per_entry": {"max_idle": 2 * m * g, "max_held": m * g, "max_glideins": 8 * m * g},
             "default_per_frontend": {"max_idle": 2 * g, "max_held": g, "max_glideins": 8 * g},
@@ -246,7 +247,6 @@ class _Common:
     clock: Clock
     factory_key: FactoryKey
     user_keys: dict[str, UserKey]
-    base: Path
     seed: int
 
     def site(self, entry: str, side: str) -> tuple[random.Random, SiteParameters]:
@@ -312,7 +312,6 @@ def _common(shape: Shape, base: Path, state_url: str, dashboard_url: str, seed: 
         clock=Clock(float(1_700_000_000)),
         factory_key=FactoryKey.generate(),
         user_keys={spec.username: UserKey.generate() for spec in specs},
-        base=base,
         seed=seed,
     )
 
@@ -328,9 +327,7 @@ def memory_world(shape: Shape, base: Path, seed: int = 1) -> BenchWorld:
         rng, params = common.site(entry, "shared")
         backends[entry] = SimulatedBackend.in_memory(params, FACTORY, GLIDEIN, entry, rng, clock)
     dispatcher = MemoryDispatcher()
-    deps = common.factory_deps(
-        state, hub.handle(FACTORY), backends, dispatcher, MemoryUserKeys()
-    )
+    deps = common.factory_deps(state, hub.handle(FACTORY), backends, dispatcher, MemoryUserKeys())
     public = FactoryPublicKey.from_pem(common.factory_key.public_pem)
     frontends = [
         BenchFrontend(spec, hub.handle(spec.identity), public) for spec in frontend_specs(shape)

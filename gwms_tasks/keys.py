@@ -34,9 +34,9 @@ Dashboard (may be a different Redis; each writer is an ACL user allowed only und
     P:dash:w:<writer>:frontend:explain    hash   a frontend's last cycle per group (JSON), under
                                                  its own writer prefix: the only keys its ACL
                                                  user may write
-    P:dash:w:<writer>:<ad_type>:to:<target>  hash  Name -> "" of the writer's request ads whose
-                                                 ReqGlidein is <target> (request index, see
-                                                 adapters/redis_dashboard_index.py)
+    P:dash:w:<writer>:<ad_type>:to:<bucket>  hash  Name -> ReqGlidein of the writer's request
+                                                 ads whose ReqGlidein hashes to <bucket>
+                                                 (request index: adapters/redis_dashboard_index.py)
     P:dash:w:<writer>:<ad_type>:to-expr   hash   Name -> "" of those whose ReqGlidein is an
                                                  expression
     P:dash:w:<writer>:<ad_type>:indexed   hash   present while the writer keeps the index
@@ -169,8 +169,8 @@ class Keys:
         return self._k("dash", "w", writer, "frontend", "explain")
 
     # request index of the dashboard (gwms_tasks/adapters/redis_dashboard_index.py)
-    def dashboard_target_index(self, writer: str, ad_type: str, target: str) -> str:
-        return self._k("dash", "w", writer, ad_type, "to", target)
+    def dashboard_target_index(self, writer: str, ad_type: str, bucket: str) -> str:
+        return self._k("dash", "w", writer, ad_type, "to", bucket)
 
     def dashboard_expr_index(self, writer: str, ad_type: str) -> str:
         return self._k("dash", "w", writer, ad_type, "to-expr")

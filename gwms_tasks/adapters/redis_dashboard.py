@@ -126,7 +126,8 @@ class RedisDashboard:
             pipe.multi()
             if withdrawn:
                 pipe.hdel(key, *withdrawn)
-                gone = {name: ad.attrs for name, ad in live.items() if ad and name in withdrawn}
+                chosen = set(withdrawn)
+                gone = {name: ad.attrs for name, ad in live.items() if ad and name in chosen}
                 remove_from_index(pipe, self._keys, self.writer, ad_type, gone)
                 pipe.publish(
                     self._keys.dashboard_channel(self.writer), change_message(ad_type, withdrawn)

@@ -8,6 +8,8 @@ the one whose text changed underneath redoes its edit on the new text.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -17,8 +19,10 @@ from gwms_tasks.adapters.redis_state import redis_errors, text
 from gwms_tasks.errors import TransientError
 from gwms_tasks.keys import Keys
 
-MAX_ATTEMPTS: Final = 20
+MAX_ATTEMPTS: Final = 50
 """Concurrent edits an edit may lose to before it gives up."""
+BACKOFF_SECONDS: Final = 0.005
+"""A losing edit waits a random time up to this x its attempt number: no starvation."""
 
 Result = TypeVar("Result")
 
@@ -51,7 +55,7 @@ def edit_downtimes_text(
     """
     key = keys.downtimes()
     with redis_errors("edit the downtimes"), client.pipeline(transaction=True) as pipe:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
                 pipe.watch(key)  # type: ignore[no-untyped-call]  # untyped in redis-py
                 raw = pipe.get(key)
@@ -65,7 +69,7 @@ def edit_downtimes_text(
                 pipe.execute()
                 return result
             except redis.WatchError:
-                continue
+                time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
     raise TransientError(
         f"the downtimes changed {MAX_ATTEMPTS} times while being edited; try again"
     )

@@ -392,7 +392,8 @@ def test_workers_of_two_sites_run_side_by_side_each_on_its_own_queue(
     with serving(make_worker(slots=1)), serving(worker_b):
         wait_for("site A running", lambda: statuses(backend)[here] is GlideinStatus.RUNNING)
         wait_for("site B running", lambda: statuses(other_site)[there] is GlideinStatus.RUNNING)
-        assert worker_b.running == [there]
+        # The worker records the process just after announcing it: wait, do not race it.
+        wait_for("worker B to list its glidein", lambda: worker_b.running == [there])
     assert (workdir / "SITE_A" / here).is_dir() and (workdir / "SITE_B" / there).is_dir()
 
 
