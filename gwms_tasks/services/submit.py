@@ -18,7 +18,7 @@ from pathlib import Path
 from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID, SCITOKEN_PARAM
 from gwms_tasks.core.envelope import UserKey, open_sealed
 from gwms_tasks.core.sanitize import JobAction
-from gwms_tasks.errors import PermanentError, TransientError
+from gwms_tasks.errors import GwmsError, PermanentError, TransientError
 from gwms_tasks.ports import FailedSubmit, GridBackend, StateStore
 from gwms_tasks.private_files import ensure_private_dir, write_private_if_changed
 from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
@@ -148,6 +148,12 @@ def record_failed_submit(deps: UserDeps, order: SubmitOrder, reason: str, failed
         )
     )
     deps.state.inflight.done(tags.entry, tags.submit_key)
+    try:
+        deps.state.counters.add(
+            tags.entry, {"failed_submits": 1, f"client:{tags.client}:failed_submits": 1}
+        )
+    except GwmsError as exc:  # monitoring only: the failed submit itself is recorded
+        log.warning("counters not updated for failed submit %s: %s", tags.submit_key, exc)
 
 
 def credential_environment(deps: UserDeps, order: SubmitOrder) -> dict[str, str]:
