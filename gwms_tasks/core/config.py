@@ -218,12 +218,18 @@ class FactoryConfig(Section):
         return self.entries[entry].entry_limits(self.factory.num_factories)
 
 
+RESERVED_ENTRY_NAMES = frozenset({"_factory"})
+"""Names the factory uses itself where entry names go (services/aggregate.py)."""
+
+
 def _presence_problems(config: FactoryConfig) -> list[tuple[str, str]]:
     found = []
     if not config.entries:
         found.append(("entries", "expected at least one entry"))
     if not config.frontends:
         found.append(("frontends", "expected at least one frontend"))
+    for reserved in RESERVED_ENTRY_NAMES & set(config.entries):
+        found.append((f"entries.{reserved}", "the name is reserved (the factory-wide series)"))
     return found
 
 
