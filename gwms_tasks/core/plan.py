@@ -190,7 +190,8 @@ def plan_entry(
 
     Args:
         glideins: the entry's queue snapshot, in queue order.
-        demands: the validated requests for the entry, in the order to serve them.
+        demands: the validated requests for the entry (served fairest first, see
+            :func:`serve_order`; the plan lists them in the given order).
         limits: the entry's limits.
         held_policy: when held glideins are released rather than removed.
         stale_ages: when idle and running glideins are stale.
@@ -206,7 +207,11 @@ def plan_entry(
     _check_unique(demands)
     by_credential = _group(glideins, _credential_key)
     totals = _RunningTotals(glideins)
-    plans = [_plan_demand(d, totals, by_credential, limits, entry_down) for d in demands]
+    planned = {
+        d.work_key: _plan_demand(d, totals, by_credential, limits, entry_down)
+        for d in serve_order(demands, totals.frontends)
+    }
+    plans = [planned[d.work_key] for d in demands]
     removed = frozenset(job_id for plan in plans if plan.removal for job_id in plan.removal.job_ids)
     return EntryPlan(
         entry_down=entry_down,
@@ -220,6 +225,21 @@ def plan_entry(
         },
         demands=tuple(plans),
         sanitize=decide_sanitize(glideins, stale_ages, held_policy, limits, now, removed),
+    )
+
+
+def serve_order(
+    demands: Sequence[Demand], frontend_counts: Mapping[str, StatusCounts]
+) -> list[Demand]:
+    """The order demands are served in when the entry's limits cannot satisfy them all.
+
+    The frontend (``frontend:security_class``) with the fewest glideins at the entry goes
+    first, so that one frontend's large request cannot keep another out cycle after cycle;
+    ties by work key, so a decision never depends on the order ads were read in.
+    """
+    return sorted(
+        demands,
+        key=lambda d: (frontend_counts.get(d.frontend_key, StatusCounts()).total, d.work_key),
     )
 
 

@@ -246,3 +246,15 @@ def test_plan_dict_is_plain_json() -> None:
         {"job_id": "2.0", "action": "remove", "reason": "held_unrecoverable"}
     ]
     assert data["triggered_limits"] == {}
+
+
+def test_the_frontend_with_fewer_glideins_is_served_first_when_the_entry_is_short() -> None:
+    queue = Queue()
+    glideins = queue.add("running " * 6, frontend="big", client="big.main")
+    big = make_demand(frontend="big", client="big.main", req_idle=8)
+    small = make_demand(frontend="small", client="small.main", req_idle=8)
+    for order in ([big, small], [small, big]):
+        result = plan(glideins, order, LIMITS)  # entry max idle 10 for both together
+        submitted = {p.demand.frontend: p.submit.count for p in result.demands}
+        assert submitted == {"small": 8, "big": 2}
+        assert [p.demand.frontend for p in result.demands] == [d.frontend for d in order]
