@@ -35,13 +35,8 @@ from bench.figures import (
     latency_lines,
     memory_lines,
 )
-from bench.world import (
-    LOOP_DELAY,
-    BenchWorld,
-    Shape,
-    memory_world,
-    redis_world,
-)
+from bench.shape import LOOP_DELAY, Shape
+from bench.world import BenchWorld, memory_world, redis_world
 from gwms_tasks.embedded_redis import start_redis
 from gwms_tasks.services.find_work import find_work
 from gwms_tasks.services.monitor import monitor_entry
