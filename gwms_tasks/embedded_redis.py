@@ -52,8 +52,13 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_redis(binary: str = "redis-server", directory: Path | None = None) -> RedisServer:
+def start_redis(
+    binary: str = "redis-server", directory: Path | None = None, *, persist_acl: bool = False
+) -> RedisServer:
     """Start redis-server with AOF and noeviction in ``directory`` (a new temporary one if None).
+
+    With ``persist_acl`` its ACL users are saved in ``<directory>/users.acl`` (as a production
+    dashboard Redis must: frontends' accounts survive a restart).
 
     Raises:
         FileNotFoundError: no ``binary`` on the PATH.
@@ -89,6 +94,10 @@ def start_redis(binary: str = "redis-server", directory: Path | None = None) -> 
         "--logfile",
         str(directory / "redis.log"),
     ]
+    if persist_acl:  # frontends' dashboard accounts survive a restart (ACL SAVE writes here)
+        acl_file = directory / "users.acl"
+        acl_file.touch(mode=0o600)
+        args += ["--aclfile", str(acl_file)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = RedisServer(proc, port, directory)
     deadline = time.monotonic() + 10

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(layout.logs, env={"PYTHONPATH": str(REPO)})
     server: RedisServer | None = None
     try:
-        server = start_redis(directory=layout.base / "redis")
+        server = start_redis(directory=layout.base / "redis", persist_acl=True)
         layout = _with_redis_port(layout, server.port)
         _configure(layout)
         _start(supervisor, layout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -19,6 +20,7 @@ from gwms_tasks.adapters.redis_admin import (
     remove_frontend_user,
 )
 from gwms_tasks.adapters.redis_dashboard import RedisChangeFeed, RedisDashboard
+from gwms_tasks.embedded_redis import start_redis
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.keys import Keys
 
@@ -216,3 +218,23 @@ def test_persistence_check_says_so_when_config_get_is_refused(site: Site) -> Non
     [warning] = check_persistence(site.fe_a)
 
     assert warning.startswith("could not check the persistence settings")
+
+
+def test_frontend_accounts_survive_a_restart_of_a_redis_with_an_acl_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_redis(directory=tmp_path / "redis", persist_acl=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            url = add_frontend_user(server.client(), KEYS, "fe_kept")
+        assert "lost when Redis restarts" not in caplog.text
+        assert "fe_kept" in (tmp_path / "redis" / "users.acl").read_text()
+    finally:
+        server.process.terminate()
+        server.process.wait(10)
+    again = start_redis(directory=tmp_path / "redis", persist_acl=True)
+    try:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        assert redis.Redis.from_url(url.replace(port, str(again.port))).ping()
+    finally:
+        again.stop()
