@@ -18,11 +18,19 @@ can read. Secrets (token contents) stay in :attr:`Request.secrets`, which is not
 
 from __future__ import annotations
 
-import enum
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from gwms_tasks.core.ad_trust import (
+    KeyMemo,
+    RejectReason,
+    Untrusted,
+    check_identity,
+    decrypt_text,
+    frontend_for,
+    open_key,
+)
 from gwms_tasks.core.ads import RawRequest, split_req_name
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.core.config_entry import EntryConfig, WhitelistVerdict
@@ -32,7 +40,6 @@ from gwms_tasks.core.credentials import (
     choose_credential,
     idtoken_param,
 )
-from gwms_tasks.core.crypto import CryptoError, FactoryKey, SymKey
 from gwms_tasks.core.decisions import Demand, DownReason, RemoveExcess
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.errors import GwmsError
@@ -42,28 +49,6 @@ WEB_KEYS = (
     "URL", "SignType", "DescriptFile", "DescriptSign",
     "GroupURL", "GroupDescriptFile", "GroupDescriptSign",
 )  # fmt: skip
-
-
-class RejectReason(enum.StrEnum):
-    """Why a request ad was not accepted."""
-
-    UNSAFE_NAME = "unsafe_name"
-    WRONG_FACTORY = "wrong_factory"
-    V2_PROTOCOL = "v2_protocol"
-    NOT_ENCRYPTED = "not_encrypted"
-    UNKNOWN_KEY = "unknown_key"
-    UNDECRYPTABLE_KEY = "undecryptable_key"
-    NO_AUTHENTICATED_IDENTITY = "no_authenticated_identity"
-    IDENTITY_MISMATCH = "identity_mismatch"
-    UNDECRYPTABLE_PARAM = "undecryptable_param"
-    UNKNOWN_FRONTEND = "unknown_frontend"
-    FRONTEND_IDENTITY_MISMATCH = "frontend_identity_mismatch"
-    UNKNOWN_SECURITY_CLASS = "unknown_security_class"
-    CLASS_NOT_WHITELISTED = "class_not_whitelisted"
-    CREDENTIALS = "credentials"
-    BAD_NUMBER = "bad_number"
-    MISSING_WEB = "missing_web"
-    MALFORMED = "malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +106,7 @@ DownCheck = Callable[[str, str], DownReason | None]
 """(frontend, security_class) -> why new submissions are blocked for it, or None."""
 
 
-class _Reject(GwmsError):
-    def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+_Reject = Untrusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +124,7 @@ class ValidationContext:
     keyring: Keyring
     now: float
     down_for: DownCheck
-    key_codes: MutableMapping[tuple[str, str], SymKey] | None = None
+    key_codes: KeyMemo | None = None
 
 
 def validate_request(
@@ -210,69 +191,15 @@ def _check_names(raw: RawRequest, ctx: ValidationContext) -> EntryConfig:
 
 
 def _decrypt(raw: RawRequest, identity: str | None, ctx: ValidationContext) -> dict[str, str]:
-    if raw.pub_key_id is None:
-        raise _Reject(RejectReason.NOT_ENCRYPTED, "no ReqPubKeyID: requests must be encrypted")
-    key = ctx.keyring.key_for(str(raw.pub_key_id), ctx.now)
-    if key is None:
-        raise _Reject(
-            RejectReason.UNKNOWN_KEY, f"ReqPubKeyID {raw.pub_key_id} is not a key of ours"
-        )
-    if not isinstance(raw.enc_key_code, str) or not isinstance(raw.enc_identity, str):
-        raise _Reject(RejectReason.UNDECRYPTABLE_KEY, "ReqEncKeyCode or ReqEncIdentity missing")
-    sym = _unwrap(key, raw.enc_key_code, ctx.key_codes)
-    if identity is None:
-        raise _Reject(
-            RejectReason.NO_AUTHENTICATED_IDENTITY, "the dashboard did not authenticate the writer"
-        )
-    claimed = _decrypt_one(sym, "ReqEncIdentity", raw.enc_identity)
-    if claimed != identity:
-        raise _Reject(
-            RejectReason.IDENTITY_MISMATCH,
-            f"encrypted identity {claimed!r} is not the authenticated identity {identity!r}",
-        )
-    return {name: _decrypt_one(sym, name, value) for name, value in raw.enc_params.items()}
-
-
-def _unwrap(
-    key: FactoryKey, enc_key_code: str, memo: MutableMapping[tuple[str, str], SymKey] | None
-) -> SymKey:
-    """The symmetric key of ``ReqEncKeyCode``, from ``memo`` when it was unwrapped before."""
-    code = (key.pub_key_id, enc_key_code)
-    sym = memo.get(code) if memo is not None else None
-    if sym is None:
-        try:
-            sym = key.decrypt_key_code(enc_key_code)
-        except CryptoError as exc:
-            raise _Reject(RejectReason.UNDECRYPTABLE_KEY, f"ReqEncKeyCode: {exc}") from exc
-        if memo is not None:
-            memo[code] = sym
-    return sym
-
-
-def _decrypt_one(sym: SymKey, name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _Reject(RejectReason.UNDECRYPTABLE_PARAM, f"{name} is not a hex string")
-    try:
-        return sym.decrypt_hex(value)
-    except CryptoError as exc:
-        raise _Reject(RejectReason.UNDECRYPTABLE_PARAM, f"{name}: {exc}") from exc
+    sym = open_key(ctx.keyring, ctx.now, raw.pub_key_id, raw.enc_key_code, ctx.key_codes)
+    check_identity(sym, raw.enc_identity, identity)
+    return {name: decrypt_text(sym, name, value) for name, value in raw.enc_params.items()}
 
 
 def _authorize(
     enc: Mapping[str, str], identity: str, config: FactoryConfig
 ) -> tuple[str, str, str]:
-    security_name = enc.get("SecurityName")
-    frontend_cfg = config.frontends.get(security_name) if security_name else None
-    if security_name is None or frontend_cfg is None:
-        raise _Reject(
-            RejectReason.UNKNOWN_FRONTEND, f"SecurityName {security_name!r} is not configured"
-        )
-    if frontend_cfg.identity != identity:
-        raise _Reject(
-            RejectReason.FRONTEND_IDENTITY_MISMATCH,
-            f"frontend {security_name} is configured with identity {frontend_cfg.identity!r}, "
-            f"the request was written by {identity!r}",
-        )
+    security_name = frontend_for(config, enc.get("SecurityName"), identity)
     security_class = enc.get("SecurityClass")
     username = config.username_for(security_name, security_class) if security_class else None
     if security_class is None or username is None:

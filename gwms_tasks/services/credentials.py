@@ -35,13 +35,20 @@ from typing import Any
 
 from cryptography import x509
 
+from gwms_tasks.core.ad_trust import (
+    RejectReason,
+    Untrusted,
+    check_identity,
+    decrypt_bytes,
+    frontend_for,
+    open_key,
+)
 from gwms_tasks.core.ads import AdType, GlideClientGlobalAd
 from gwms_tasks.core.classad_text import AdFormatError
 from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID
-from gwms_tasks.core.crypto import CryptoError, unhex
+from gwms_tasks.core.crypto import CryptoError
 from gwms_tasks.core.envelope import seal
-from gwms_tasks.core.requests import SAFE_NAME, RejectReason
-from gwms_tasks.errors import GwmsError
+from gwms_tasks.core.requests import SAFE_NAME
 from gwms_tasks.ports import AuthenticatedAd, CredentialIndex, KnownCredential
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.orders import CredentialOrder
@@ -88,13 +95,6 @@ class CredentialsResult:
     skips: dict[str, str] = field(default_factory=dict)
 
 
-class _Rejected(GwmsError):
-    def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass(frozen=True, slots=True)
 class _Shipment:
     """An accepted glideclientglobal ad: who sent it and its decrypted parameters."""
@@ -127,7 +127,7 @@ def process_global_ads(deps: FactoryDeps, index: CredentialIndex) -> dict[str, A
             continue
         try:
             shipment = _validate(deps, ad, now)
-        except _Rejected as rej:
+        except Untrusted as rej:
             result.rejected += 1
             result.rejections[name] = f"{rej.reason.value}: {rej.detail}"
             log.warning("glideclientglobal %s rejected (%s): %s", name, rej.reason, rej.detail)
@@ -159,54 +159,19 @@ def _count(result: CredentialsResult, where: str, outcome: SkipReason | str) -> 
 
 
 def _validate(deps: FactoryDeps, ad: AuthenticatedAd, now: float) -> _Shipment:
+    """The checks of every frontend ad (gwms_tasks/core/ad_trust.py), for a credentials ad."""
     try:
         parsed = GlideClientGlobalAd.from_attrs(ad.attrs)
     except AdFormatError as exc:
-        raise _Rejected(RejectReason.MALFORMED, str(exc)) from exc
+        raise Untrusted(RejectReason.MALFORMED, str(exc)) from exc
     if not SAFE_NAME.match(parsed.client_name) or "@" in parsed.client_name:
-        raise _Rejected(RejectReason.UNSAFE_NAME, f"ClientName {parsed.client_name!r} is unsafe")
-    key = deps.keyring().key_for(parsed.key.pub_key_id, now)
-    if key is None:
-        raise _Rejected(
-            RejectReason.UNKNOWN_KEY, f"ReqPubKeyID {parsed.key.pub_key_id} is not a key of ours"
-        )
-    try:
-        sym = key.decrypt_key_code(parsed.key.enc_key_code)
-    except CryptoError as exc:
-        raise _Rejected(RejectReason.UNDECRYPTABLE_KEY, f"ReqEncKeyCode: {exc}") from exc
-    if ad.identity is None:
-        raise _Rejected(
-            RejectReason.NO_AUTHENTICATED_IDENTITY, "the dashboard did not authenticate the writer"
-        )
-    try:
-        identity = sym.decrypt(unhex(parsed.key.enc_identity, "ReqEncIdentity"))
-        clear = {name: sym.decrypt(unhex(value, name)) for name, value in parsed.enc_params.items()}
-    except CryptoError as exc:
-        raise _Rejected(RejectReason.UNDECRYPTABLE_PARAM, str(exc)) from exc
-    claimed = _text({"ReqEncIdentity": identity}, "ReqEncIdentity")
-    if claimed != ad.identity:
-        raise _Rejected(
-            RejectReason.IDENTITY_MISMATCH,
-            f"encrypted identity {claimed!r} is not the authenticated identity {ad.identity!r}",
-        )
-    return _Shipment(parsed.client_name, _authorize(deps, clear, ad.identity), clear)
-
-
-def _authorize(deps: FactoryDeps, clear: Mapping[str, bytes], identity: str) -> str:
-    """The configured frontend the ad speaks for, checked against the writer's identity."""
-    security_name = _text(clear, "SecurityName")
-    frontend = deps.config.frontends.get(security_name) if security_name else None
-    if security_name is None or frontend is None:
-        raise _Rejected(
-            RejectReason.UNKNOWN_FRONTEND, f"SecurityName {security_name!r} is not configured"
-        )
-    if frontend.identity != identity:
-        raise _Rejected(
-            RejectReason.FRONTEND_IDENTITY_MISMATCH,
-            f"frontend {security_name} is configured with identity {frontend.identity!r}, "
-            f"the ad was written by {identity!r}",
-        )
-    return security_name
+        raise Untrusted(RejectReason.UNSAFE_NAME, f"ClientName {parsed.client_name!r} is unsafe")
+    key = parsed.key
+    sym = open_key(deps.keyring(), now, key.pub_key_id, key.enc_key_code, deps.key_codes)
+    identity = check_identity(sym, key.enc_identity, ad.identity)
+    clear = {name: decrypt_bytes(sym, name, value) for name, value in parsed.enc_params.items()}
+    frontend = frontend_for(deps.config, _text(clear, "SecurityName"), identity)
+    return _Shipment(parsed.client_name, frontend, clear)
 
 
 def _text(clear: Mapping[str, bytes], name: str) -> str | None:
@@ -216,7 +181,7 @@ def _text(clear: Mapping[str, bytes], name: str) -> str | None:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise _Rejected(RejectReason.UNDECRYPTABLE_PARAM, f"{name} is not UTF-8 text") from None
+        raise Untrusted(RejectReason.UNDECRYPTABLE_PARAM, f"{name} is not UTF-8 text") from None
 
 
 def _credential_ids(shipment: _Shipment) -> list[str]:
