@@ -93,15 +93,25 @@ def celery_settings(config: FactoryConfig, keys: Keys) -> dict[str, object]:
     """Every Celery, kombu and RedBeat setting of the factory app (see the module docstring)."""
     timings = CeleryTimings.for_loop_delay(config.factory.loop_delay)
     return {
-        **_message_settings(config, timings),
-        **_worker_settings(timings),
+        **message_settings(config.redis.broker_url, timings, FACTORY_QUEUE, (route_task,)),
+        **worker_settings(timings),
         **_beat_settings(config, keys, timings),
     }
 
 
-def _message_settings(config: FactoryConfig, timings: CeleryTimings) -> dict[str, object]:
+def message_settings(
+    broker_url: str, timings: CeleryTimings, queue: str, routes: object
+) -> dict[str, object]:
+    """Broker, serialisation and routing settings (shared with the frontend's app).
+
+    Args:
+        broker_url: the broker.
+        timings: the app's time bounds (the broker's visibility timeout).
+        queue: the default queue of tasks sent without one.
+        routes: Celery's ``task_routes`` value.
+    """
     return {
-        "broker_url": config.redis.broker_url,
+        "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": int(timings.visibility_timeout)},
         "task_serializer": "json",
@@ -113,16 +123,17 @@ def _message_settings(config: FactoryConfig, timings: CeleryTimings) -> dict[str
         "result_backend": None,
         # No backend, so nothing to clean: keeps beat from scheduling celery.backend_cleanup.
         "result_expires": None,
-        "task_default_queue": FACTORY_QUEUE,
+        "task_default_queue": queue,
         "task_create_missing_queues": True,
-        "task_routes": (route_task,),
+        "task_routes": routes,
         "task_send_sent_event": True,
         "enable_utc": True,
         "timezone": "UTC",
     }
 
 
-def _worker_settings(timings: CeleryTimings) -> dict[str, object]:
+def worker_settings(timings: CeleryTimings) -> dict[str, object]:
+    """Late acknowledgement, prefetch 1, task events and time limits (shared with the frontend)."""
     return {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

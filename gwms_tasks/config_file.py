@@ -1,4 +1,4 @@
-"""Edge helpers: read the factory config and the downtimes file from disk.
+"""Edge helpers: read the config files (factory, frontend, downtimes) from disk.
 
 The core parses text; this is the one place that opens these files, so read failures become
 the same :class:`~gwms_tasks.errors.ConfigError` as content failures.
@@ -19,7 +19,7 @@ def read_config(path: Path) -> FactoryConfig:
     Raises:
         ConfigError: the file cannot be read, or its content is invalid.
     """
-    return load_config(_read_text(path), str(path))
+    return load_config(read_config_text(path), str(path))
 
 
 def read_downtimes(path: Path) -> Downtimes:
@@ -30,10 +30,15 @@ def read_downtimes(path: Path) -> Downtimes:
     """
     if not path.exists():
         return Downtimes()
-    return parse_downtimes(_read_text(path), str(path))
+    return parse_downtimes(read_config_text(path), str(path))
 
 
-def _read_text(path: Path) -> str:
+def read_config_text(path: Path) -> str:
+    """The text of the config file at ``path`` (factory, frontend or downtimes).
+
+    Raises:
+        ConfigError: the file cannot be read, or is not UTF-8 text.
+    """
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -141,9 +141,6 @@ class Keys:
     def dashboard_channel_pattern(self) -> str:
         return self._k("dash", "changes", "*")
 
-    def all_pattern(self) -> str:
-        return self._k("*")
-
     # credentials received from frontends (metadata only)
     def credentials(self) -> str:
         return self._k("credentials")

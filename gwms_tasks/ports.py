@@ -10,6 +10,7 @@ timeout, lock busy) and ``PermanentError`` for refusals that will not change on 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -171,6 +172,14 @@ class EntryState(Protocol):
         ...
 
 
+class LedgerState(enum.StrEnum):
+    """Where a submission identified by its submit key stands."""
+
+    CLAIMED = "claimed"
+    SUBMITTED = "submitted"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
     """What the submit ledger knows about one idempotency key."""
@@ -178,7 +187,7 @@ class LedgerRecord:
     submit_key: str
     entry: str
     count: int
-    state: str  # "claimed" | "submitted" | "failed"
+    state: LedgerState
     job_ids: tuple[str, ...] = ()
     claimed_at: float = 0.0
     detail: str = ""
@@ -328,6 +337,10 @@ class TaskDispatcher(Protocol):
 
     Orders are plain JSON dicts (see gwms_tasks/services/orders.py); they carry no secret in
     clear: credentials travel sealed for the user worker's own key.
+
+    Errors: ``TransientError`` when the broker cannot take the order now (unreachable, timing
+    out), ``PermanentError`` for an order that can never be sent (an unknown job action, a user
+    name that cannot be a queue, content that is not JSON).
     """
 
     def send_submit(self, username: str, order: JsonDict) -> None: ...
@@ -338,11 +351,22 @@ class TaskDispatcher(Protocol):
 
 
 class UserKeys(Protocol):
-    """Public keys that user workers publish at their first start."""
+    """Public keys that user workers publish at their first start.
 
-    def publish(self, username: str, public_pem: bytes) -> None: ...
+    Guarantees: a published key is never replaced by ``publish``: every user worker connects
+    with the same credentials, so a worker that could overwrite another user's key would
+    receive that user's sealed credentials. Only an operator's ``remove`` clears it.
+    """
+
+    def publish(self, username: str, public_pem: bytes) -> bool:
+        """Publish ``username``'s key if none is; False when one was already published."""
+        ...
 
     def public_pem(self, username: str) -> bytes | None: ...
+
+    def remove(self, username: str) -> bool:
+        """Forget ``username``'s published key; False when there was none."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------

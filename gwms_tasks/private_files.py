@@ -6,11 +6,13 @@ written the same way, here: the content goes to a temp file created 0600 next to
 fsynced, so that a reader sees the old content or the new one, never a part, and a crash leaves
 at most a hidden temp file that is never read.
 
-Every OS failure becomes a :class:`PrivateFileError` naming the call and the path.
+:func:`atomic_write` does the same for files of any mode (the staging areas, kept glidein
+logs). Every OS failure becomes a :class:`PrivateFileError` naming the call and the path.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from gwms_tasks.errors import PermanentError
+from gwms_tasks.privileges import PRIVATE_DIR_MODE, ROOT_UID, lookup_user, user_name
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -36,11 +39,79 @@ def os_call(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         raise PrivateFileError(f"{func.__name__} failed: {exc}") from exc
 
 
-def ensure_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and its parents) 0700, or make an existing one 0700."""
-    os_call(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(os_call(os.stat, directory).st_mode) != 0o700:
-        os_call(os.chmod, directory, 0o700)
+def ensure_private_dir(directory: Path, owner: str | None = None, *, parents: bool = True) -> Path:
+    """Make ``directory`` a directory only ``owner`` can use: mode 0700, owned by ``owner``.
+
+    An existing directory is fixed up (root may hand it to ``owner``). A symlink or a
+    non-directory at ``directory`` is refused, and every check and change is made on the
+    directory opened without following symlinks, so a symlink swapped in meanwhile cannot
+    redirect them (the credential and key directories are guarded by this).
+
+    Args:
+        directory: the directory.
+        owner: the local user it is private to; the user this process runs as when None.
+        parents: create missing parent directories first (with default permissions).
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        PrivateFileError: unknown owner, a parent that is missing (or cannot be made), a
+            symlink or a file at ``directory``, or a directory owned by someone else that this
+            process may not take over.
+    """
+    euid = os.geteuid()
+    uid, gid, name = _owner(owner, euid)
+    if euid not in (ROOT_UID, uid):
+        raise PrivateFileError(
+            f"cannot make {directory} private to {name!r} while running as {user_name(euid)!r}"
+        )
+    if parents:
+        os_call(directory.parent.mkdir, parents=True, exist_ok=True)
+    try:
+        os.mkdir(directory, PRIVATE_DIR_MODE)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PrivateFileError(f"cannot create {directory} (mkdir failed): {exc}") from exc
+    fd = _open_directory(directory)
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != uid and euid != ROOT_UID:
+            raise PrivateFileError(
+                f"{directory} is owned by uid {info.st_uid}, not {name!r}; only root may fix it"
+            )
+        if euid == ROOT_UID and (info.st_uid, info.st_gid) != (uid, gid):
+            os_call(os.fchown, fd, uid, gid)
+        if stat.S_IMODE(info.st_mode) != PRIVATE_DIR_MODE:
+            os_call(os.fchmod, fd, PRIVATE_DIR_MODE)
+    finally:
+        os.close(fd)
+    return directory
+
+
+def _owner(owner: str | None, euid: int) -> tuple[int, int, str]:
+    """Uid, gid and name of ``owner`` (None: this process's effective user)."""
+    if owner is None:
+        return euid, os.getegid(), user_name(euid)
+    try:
+        user = lookup_user(owner)
+    except PermanentError as exc:
+        raise PrivateFileError(str(exc)) from exc
+    return user.uid, user.gid, user.name
+
+
+def _open_directory(path: Path) -> int:
+    """``path`` opened as a directory, refusing a symlink (``O_NOFOLLOW``) or a non-directory."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        # Linux answers ENOTDIR (not ELOOP) for a symlink opened with O_DIRECTORY|O_NOFOLLOW.
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
+            raise PrivateFileError(f"refusing {path}: it is a symlink") from exc
+        if exc.errno == errno.ENOTDIR:
+            raise PrivateFileError(f"refusing {path}: it exists and is not a directory") from exc
+        raise PrivateFileError(f"cannot open {path}: {exc}") from exc
 
 
 def remove_file(path: Path) -> None:
@@ -56,8 +127,24 @@ def write_private(path: Path, data: bytes, mtime: float | None = None) -> None:
 
     The directory must exist (see :func:`ensure_private_dir`).
     """
+    atomic_write(path, data, 0o600, mtime=mtime)
+
+
+def atomic_write(path: Path, data: bytes, mode: int, *, mtime: float | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably, with permissions ``mode``.
+
+    The content goes to a hidden temp file next to ``path`` (created 0600, so never readable
+    more widely before it is whole), which is fsynced, given ``mode`` (and ``mtime``), renamed
+    over ``path``, and the directory fsynced: a reader sees the old file or the new one, and
+    a crash leaves at most a hidden ``.<name>.*.tmp`` file. The directory must exist.
+
+    Raises:
+        PrivateFileError: a call failed (it is named, with the path).
+    """
     temp = _temp_with(path.parent, path.name, data)
     try:
+        if mode != 0o600:
+            os_call(os.chmod, temp, mode)
         if mtime is not None:
             os_call(os.utime, temp, (mtime, mtime))
         os_call(os.replace, temp, path)

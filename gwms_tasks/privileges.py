@@ -3,19 +3,18 @@
 A user worker serves the frontend security classes mapped to one local user (DESIGN §2): its
 credentials, files and grid jobs must be out of reach of every other frontend. Started as
 root it becomes that user for good before it consumes anything; started as anyone else it
-refuses unless it already *is* that user. Root is never a target.
+refuses unless it already *is* that user. Root is never a target. Its private directories are
+made by :func:`gwms_tasks.private_files.ensure_private_dir`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import io
 import os
 import pkgutil
 import pwd
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -85,7 +84,7 @@ def drop_to_user(username: str) -> UnixUser:
 def _require_already(user: UnixUser) -> None:
     uids = os.getresuid()
     if uids != (user.uid, user.uid, user.uid):
-        current = _name_of(os.geteuid())
+        current = user_name(os.geteuid())
         raise PermanentError(
             f"running as {current!r}: a worker for {user.name!r} must be started as root "
             f"(it then drops to {user.name!r}) or as {user.name!r} itself"
@@ -111,69 +110,12 @@ def _set_environment(user: UnixUser) -> None:
     os.environ["LOGNAME"] = user.name
 
 
-def _name_of(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The name of local user ``uid`` (``uid <n>`` when the password database has none)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
-
-
-def ensure_private_dir(path: Path, owner: str) -> Path:
-    """Make ``path`` a directory only ``owner`` can use: mode 0700, owned by ``owner``.
-
-    The parent must exist. An existing directory is fixed up (root may change its owner); a
-    symlink or a non-directory at ``path`` is refused, and every check and change is made on
-    the opened directory itself, so a symlink swapped in meanwhile cannot redirect them.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        PermanentError: unknown owner, missing parent, a symlink or a file at ``path``, or a
-            directory owned by someone else that this process may not take over.
-    """
-    user = lookup_user(owner)
-    euid = os.geteuid()
-    if euid not in (ROOT_UID, user.uid):
-        raise PermanentError(
-            f"cannot make {path} private to {owner!r} while running as {_name_of(euid)!r}"
-        )
-    try:
-        os.mkdir(path, PRIVATE_DIR_MODE)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise PermanentError(f"cannot create {path}: {exc.strerror}") from exc
-    fd = _open_directory(path)
-    try:
-        _own_and_protect(fd, path, user, as_root=euid == ROOT_UID)
-    finally:
-        os.close(fd)
-    return path
-
-
-def _open_directory(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as exc:
-        # Linux answers ENOTDIR (not ELOOP) for a symlink opened with O_DIRECTORY|O_NOFOLLOW.
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
-            raise PermanentError(f"refusing {path}: it is a symlink") from exc
-        if exc.errno == errno.ENOTDIR:
-            raise PermanentError(f"refusing {path}: it exists and is not a directory") from exc
-        raise PermanentError(f"cannot open {path}: {exc.strerror}") from exc
-
-
-def _own_and_protect(fd: int, path: Path, user: UnixUser, *, as_root: bool) -> None:
-    info = os.fstat(fd)
-    if info.st_uid != user.uid and not as_root:
-        raise PermanentError(
-            f"{path} is owned by uid {info.st_uid}, not {user.name!r}; only root may fix it"
-        )
-    if as_root and (info.st_uid, info.st_gid) != (user.uid, user.gid):
-        os.fchown(fd, user.uid, user.gid)
-    if stat.S_IMODE(info.st_mode) != PRIVATE_DIR_MODE:
-        os.fchmod(fd, PRIVATE_DIR_MODE)
 
 
 _NOT_PRELOADED = {"test", "tests", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3"}

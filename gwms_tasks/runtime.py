@@ -38,13 +38,16 @@ from gwms_tasks.adapters.key_files import (
 from gwms_tasks.adapters.local_site import LocalSiteBackend
 from gwms_tasks.adapters.redis_credentials import RedisCredentialIndex
 from gwms_tasks.adapters.redis_dashboard import RedisDashboard
+from gwms_tasks.adapters.redis_downtimes import read_downtimes_text
 from gwms_tasks.adapters.redis_state import RedisState
 from gwms_tasks.adapters.simulated import SimulatedBackend
 from gwms_tasks.adapters.user_keys import RedisUserKeys
+from gwms_tasks.config_file import read_downtimes
 from gwms_tasks.core.backend_settings import site_parameters, submit_settings
 from gwms_tasks.core.config import DashboardKind, FactoryConfig
 from gwms_tasks.core.config_parts import BackendKind
 from gwms_tasks.core.downtimes import Downtime, Downtimes, parse_downtimes
+from gwms_tasks.core.envelope import UserKey
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.staging import SignType, StagingIndex
 from gwms_tasks.errors import ConfigError, PermanentError, TransientError
@@ -54,11 +57,13 @@ from gwms_tasks.process_identity import owner_is_dead, this_process
 from gwms_tasks.schedule import refresh_config
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.key_cache import KeyCodeCache
+from gwms_tasks.services.orders import order_lifetime
 from gwms_tasks.services.submit import UserDeps
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+FileStamp = tuple[int, int, int]
 
 GLIDEIN_STARTUP: Final = Path(gwms_tasks.glidein.__file__).parent / "glidein_startup.sh"
 USER_KEY_DIR: Final = "worker_key"
@@ -93,14 +98,6 @@ def redis_client(url: str, what: str) -> redis.Redis:
         raise ConfigError(what, [f"invalid Redis URL: {exc}"]) from exc
 
 
-def _keep_operator_token(new: FactoryConfig, running: FactoryConfig) -> FactoryConfig:
-    """The reloaded config with this process's operator token (the stored copy has none)."""
-    token = running.web.operator_token
-    if new.web.operator_token is not None or token is None:
-        return new
-    return new.model_copy(update={"web": new.web.model_copy(update={"operator_token": token})})
-
-
 class Runtime:
     """The adapters of one process, built lazily from the current config.
 
@@ -124,6 +121,8 @@ class Runtime:
         self._backends: dict[str, GridBackend] = {}
         self._keyring: Keyring | None = None
         self._staging: tuple[float, StagingIndex | None] | None = None
+        self._downtimes: tuple[tuple[str, Path | None, FileStamp | None], Downtimes] | None = None
+        self._user_keys: dict[str, UserKey] = {}  # keys checked against the published ones
         self._key_codes = KeyCodeCache()  # shared by every find-work of this process
 
     # configuration ---------------------------------------------------------------------------
@@ -149,7 +148,7 @@ class Runtime:
         if accepted is not None:
             with self._lock:
                 log.info("config %s accepted by a reload: switching", accepted.sha256[:12])
-                self._config = _keep_operator_token(accepted.config, self._config)
+                self._config = accepted.config
                 self._sha256 = accepted.sha256
                 self._backends.clear()
         return self._config
@@ -262,26 +261,26 @@ class Runtime:
     def downtimes(self) -> Downtimes:
         """The downtimes in force: those set with ``gwms downtime`` plus the configured file.
 
-        A file that went bad is reported and ignored (the Redis ones still apply); the file
-        is checked by ``gwms config check`` before it is relied on.
+        Parsed again only when the stored text or the file changed (one GET and one stat per
+        call otherwise). A file that went bad is reported and ignored (the Redis ones still
+        apply); the file is checked by ``gwms config check`` before it is relied on.
+
+        Raises:
+            TransientError: the state Redis is unavailable.
         """
-        texts: list[tuple[str, str]] = []
-        stored = self.state_client.get(self.keys.downtimes())
-        if stored:
-            texts.append((stored.decode() if isinstance(stored, bytes) else str(stored), "redis"))
-        path = self._config.factory.downtimes_file
-        if path is not None and Path(path).exists():
-            try:
-                texts.append((Path(path).read_text(encoding="utf-8"), str(path)))
-            except (OSError, UnicodeDecodeError) as exc:
-                log.error("cannot read the downtimes file %s: %s", path, exc)
-        periods: list[Downtime] = []
-        for text, source in texts:
-            try:
-                periods.extend(parse_downtimes(text, source).periods)
-            except ConfigError as exc:
-                log.error("ignoring bad downtimes from %s: %s", source, exc)
-        return Downtimes(tuple(periods))
+        stored = read_downtimes_text(self.state_client, self.keys)
+        name = self._config.factory.downtimes_file
+        path = None if name is None else Path(name)
+        stamp = (stored, path, None if path is None else _file_stamp(path))
+        cached = self._downtimes
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        periods = _parsed_or_logged(lambda: parse_downtimes(stored, "redis"), "redis")
+        if path is not None:
+            periods += _parsed_or_logged(lambda: read_downtimes(path), str(path))
+        downtimes = Downtimes(periods)
+        self._downtimes = (stamp, downtimes)
+        return downtimes
 
     def staging(self) -> StagingIndex | None:
         """The index of the built staging area (re-read when ``gwms staging build`` rewrote it)."""
@@ -329,17 +328,56 @@ class Runtime:
         are created with the process's own uid.
         """
         config = self.refresh()
-        key = load_or_create_user_key(user_dir(config, username) / USER_KEY_DIR)
-        keys = RedisUserKeys(self.state_client, self.keys)
-        if keys.public_pem(username) != key.public_pem:
-            keys.publish(username, key.public_pem)
         return UserDeps(
             username=username,
             state=self.state,
             backend_for=self.backend_for,
-            user_key=key,
+            user_key=self.user_key(username),
             credential_dir=credential_dir(config, username),
             clock=self.clock,
             lock_owner=this_process(),
             owner_is_dead=owner_is_dead,
+            order_lifetime=order_lifetime(config.factory.loop_delay),
         )
+
+    def user_key(self, username: str) -> UserKey:
+        """``username``'s worker key, published if no key is yet (read once per process).
+
+        Raises:
+            PermanentError: another key is published for the user: a worker of another user
+                may have published its own key under this name to receive this user's
+                credentials, or this worker's key was regenerated (then the operator resets
+                the published one).
+        """
+        with self._lock:
+            key = self._user_keys.get(username)
+            if key is not None:
+                return key
+            key = load_or_create_user_key(user_dir(self._config, username) / USER_KEY_DIR)
+            keys = RedisUserKeys(self.state_client, self.keys)
+            published = keys.publish(username, key.public_pem)
+            if not published and keys.public_pem(username) != key.public_pem:
+                raise PermanentError(
+                    f"another key is published for user {username}; if this worker's key "
+                    f"was regenerated on purpose run `gwms worker-key reset {username}`"
+                )
+            self._user_keys[username] = key
+            return key
+
+
+def _file_stamp(path: Path) -> FileStamp | None:
+    """What tells a rewritten file from the one read before: mtime, size and inode."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def _parsed_or_logged(parse: Callable[[], Downtimes], source: str) -> tuple[Downtime, ...]:
+    """The periods ``parse`` returns; none, logged, when the source cannot be read or parsed."""
+    try:
+        return parse().periods
+    except ConfigError as exc:
+        log.error("ignoring bad downtimes from %s: %s", source, exc)
+        return ()

@@ -19,13 +19,16 @@ stopped worker, a slow broker) drops stale cycles instead of stacking them.
 :func:`desired_schedule` is pure. :func:`sync_redbeat` makes RedBeat's entries match it, touching
 only names this module owns. :func:`reload` validates a new config file first, so a bad file
 changes nothing, then syncs and stores the accepted text where workers find it
-(:func:`current_config`, :func:`refresh_config`).
+(:func:`current_config`, :func:`refresh_config`). The stored text carries the operator token
+as its digest only (:func:`token_digest`): no worker needs the token, and the web servers,
+which check it against the digest, still see a new or removed token.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from celery.schedules import schedule as every
 from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from gwms_tasks.celery_app import make_celery
+from gwms_tasks.config_file import read_config_text
 from gwms_tasks.core.config import FactoryConfig, load_config
 from gwms_tasks.errors import ConfigError, TransientError
 from gwms_tasks.keys import Keys
@@ -47,6 +51,8 @@ from gwms_tasks.queues import FACTORY_QUEUE, TaskName
 
 EXPIRES_FRACTION: Final = 0.9
 """A periodic task not started within this fraction of its period is dropped."""
+TOKEN_DIGEST: Final = re.compile(r"sha256:[0-9a-f]{64}")
+"""A ``web.operator_token`` given as its digest (how the accepted config stores it)."""
 
 
 class ScheduleKind(enum.StrEnum):
@@ -245,7 +251,7 @@ class AcceptedConfig:
 
     Attributes:
         config: the validated config.
-        text: its YAML text, without ``web.operator_token`` (no secret a worker does not need).
+        text: its YAML text, with ``web.operator_token`` as its digest (no secret is stored).
         sha256: hex digest of ``text``; a worker compares it to notice a change.
         source: the file it was read from.
         accepted_at: epoch seconds of the reload.
@@ -276,7 +282,7 @@ def reload(config_path: Path, *, keys: Keys | None = None) -> ReloadReport:
         ConfigError: the file is unreadable or invalid; nothing was changed.
         TransientError: Redis could not be reached (a partial sync is completed by a retry).
     """
-    text = _read_text(config_path)
+    text = read_config_text(config_path)
     config = load_config(text, str(config_path))
     return accept_config(config, text, str(config_path), keys=keys or Keys())
 
@@ -287,7 +293,7 @@ def accept_config(config: FactoryConfig, text: str, source: str, *, keys: Keys) 
     app.conf.redbeat_redis_options = {}  # fail fast: only the beat process retries Redis
     try:
         sync = sync_redbeat(app, desired_schedule(config))
-        public = _without_secrets(text)
+        public = _without_secrets(text, config)
         digest = hashlib.sha256(public.encode()).hexdigest()
         changed = _store(get_redis(app), keys, public, digest, source)
     except redis.RedisError as exc:
@@ -298,22 +304,24 @@ def accept_config(config: FactoryConfig, text: str, source: str, *, keys: Keys) 
     return ReloadReport(config, source, digest, changed, sync)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text (bad byte at offset {exc.start})"]) from exc
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+def token_digest(token: str) -> str:
+    """``sha256:<hex>`` of an operator token: what is stored, and what a sent token must match."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-def _without_secrets(text: str) -> str:
-    """``text`` minus ``web.operator_token``, the one secret workers have no use for."""
+def _without_secrets(text: str, config: FactoryConfig) -> str:
+    """``text`` with ``web.operator_token`` (validated in ``config``) replaced by its digest.
+
+    The token is the one secret of the file; workers have no use for it, and the web servers
+    need only its digest to check it. A token already given as a digest is kept as it is.
+    """
+    token = config.web.operator_token
     data = yaml.safe_load(text)
     web = data.get("web") if isinstance(data, dict) else None
-    if not isinstance(web, dict) or "operator_token" not in web:
+    if token is None or not isinstance(web, dict):
         return text
-    del web["operator_token"]
+    value = token.get_secret_value()
+    web["operator_token"] = value if TOKEN_DIGEST.fullmatch(value) else token_digest(value)
     return str(yaml.safe_dump(data, sort_keys=False))
 
 

@@ -18,7 +18,8 @@ from gwms_tasks.celery_app import DEFAULT_INCLUDE, make_celery
 from gwms_tasks.config_file import read_config
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.errors import PermanentError
-from gwms_tasks.privileges import ROOT_UID, drop_to_user, ensure_private_dir, preload_stdlib
+from gwms_tasks.private_files import ensure_private_dir
+from gwms_tasks.privileges import ROOT_UID, drop_to_user, preload_stdlib
 from gwms_tasks.queues import FACTORY_QUEUE, user_queue
 from gwms_tasks.schedule import reload
 

@@ -30,6 +30,7 @@ from gwms_tasks.services.monitoring_view import (
     glidein_list,
     overview,
 )
+from gwms_tasks.services.retry import RetryStatus
 from web.auth import require_read, require_write
 from web.deps import Sources
 
@@ -120,7 +121,10 @@ def get_series(
     dependencies=[Depends(require_read)],
 )
 def get_glideins(entry: str, sources: Sources) -> GlideinList:
-    """The entry's live glideins, queried from its grid backend now (fails soft)."""
+    """The entry's live glideins from its grid backend (fails soft).
+
+    ``gwms web`` queries a backend at most once per entry every ``min(loop_delay, 30 s)``.
+    """
     if entry not in sources.config.entries:
         raise _no_entry(entry)
     return glidein_list(sources, entry)
@@ -172,14 +176,14 @@ def post_retry(failed_id: str, sources: Sources) -> RetryResult:
     """Send a failed submission again (the same rules as ``gwms submits retry``)."""
     if sources.retry is None:
         raise HTTPException(503, "retrying is not available on this web server")
-    if sources.state.failed.get(failed_id) is None:
-        raise HTTPException(404, f"no failed submit {failed_id!r}")
     try:
         outcome = sources.retry(failed_id)
     except TransientError as exc:
         raise HTTPException(503, f"retry failed, try again: {exc}") from exc
     except PermanentError as exc:
         raise HTTPException(409, f"retry refused: {exc}") from exc
+    if outcome.get("status") == RetryStatus.NOT_FOUND:
+        raise HTTPException(404, f"no failed submit {failed_id!r}")
     return RetryResult(failed_id, dict(outcome))
 
 

@@ -10,6 +10,12 @@ Rules:
 
 Tokens are compared in constant time (:func:`hmac.compare_digest`). A missing or wrong token
 gets 401 with ``WWW-Authenticate: Bearer``.
+
+The token may be configured as its digest, ``sha256:<64 hex digits>`` (what ``gwms reload``
+stores for the workers, see :func:`gwms_tasks.schedule.token_digest`): then the digest of the
+token sent is compared with it (sending the digest itself does not pass). The rules are those
+of the config of each request, so a reload that sets, rotates or removes the token applies at
+once.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Final
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gwms_tasks.core.config import WebConfig
-from web.deps import sources_of
+from gwms_tasks.schedule import TOKEN_DIGEST, token_digest
+from web.deps import Sources
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -73,24 +80,30 @@ def _check_token(
 ) -> None:
     if credentials is None or not credentials.credentials:
         raise _unauthorized(missing)
-    if not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+    if not token_matches(token, credentials.credentials):
         raise _unauthorized(AUTH_REFUSED)
+
+
+def token_matches(token: str, presented: str) -> bool:
+    """Whether ``presented`` is the configured ``token`` (or, for a digest, hashes to it)."""
+    if TOKEN_DIGEST.fullmatch(token):
+        return hmac.compare_digest(token_digest(presented).encode(), token.encode())
+    return hmac.compare_digest(presented.encode(), token.encode())
 
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def access_of(request: Request) -> Access:
-    """The rules of the current config (a reload that changes the token applies at once)."""
-    return Access.of(sources_of(request).config.web)
+def require_read(sources: Sources, credentials: Credentials) -> None:
+    """FastAPI dependency of every read endpoint.
+
+    It takes the request's sources as the endpoint does: FastAPI builds them once per request
+    and hands both the same, so the rules checked are those of the config the endpoint reads.
+    """
+    Access.of(sources.config.web).check_read(credentials)
 
 
-def require_read(request: Request, credentials: Credentials) -> None:
-    """FastAPI dependency of every read endpoint."""
-    access_of(request).check_read(credentials)
-
-
-def require_write(request: Request, credentials: Credentials) -> None:
-    """FastAPI dependency of every write endpoint."""
-    access_of(request).check_write(credentials)
+def require_write(sources: Sources, credentials: Credentials) -> None:
+    """FastAPI dependency of every write endpoint (one sources instance, as for reads)."""
+    Access.of(sources.config.web).check_write(credentials)

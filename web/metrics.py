@@ -1,18 +1,20 @@
 """``/metrics``: the factory's state in the Prometheus text format, built on every scrape.
 
 A custom collector reads the state ports through the monitoring read model (nothing is kept in
-the web process, so every web server of a fleet reports the same numbers). Per-task metrics
-(run times, failures of Celery tasks) stay Flower's.
+the web process, so every web server of a fleet reports the same numbers): each entry's
+snapshot and decisions once per scrape (:func:`~.monitoring_view.read_entry`). Per-task
+metrics (run times, failures of Celery tasks) stay Flower's.
 
 Families (labels in braces):
 
 * ``gwms_entry_glideins{entry,status}`` and ``gwms_client_glideins{entry,client,status}``:
   glideins by ``idle`` / ``running`` / ``held`` at the last glidein query; the ``_detailed``
   variants split idle into wait / pending / stage_in / idle_other and add stage_out;
-* ``gwms_requested_idle_glideins`` / ``gwms_requested_max_glideins{entry,client}``;
+* ``gwms_requested_idle_glideins`` / ``gwms_requested_max_glideins{entry,client}``: over the
+  current decisions (those of requests still there);
 * ``gwms_entry_limit{entry,limit}`` and ``gwms_limit_triggered{entry,limit,frontend}``
   (frontend is ``frontend:security_class`` for per-class limits, empty otherwise);
-* ``gwms_requests{entry,reason}``: requests whose last decision had that reason;
+* ``gwms_requests{entry,reason}``: current requests whose last decision had that reason;
 * ``gwms_decisions_total{entry,reason}``, ``gwms_glideins_submitted_total``,
   ``..._removed_total``, ``..._released_total``, ``gwms_failed_submits_total``,
   ``gwms_glidein_query_failures_total``, ``gwms_requests_rejected_total``,
@@ -40,6 +42,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gwms_tasks.core.ads import LimitTriggered
 from gwms_tasks.ports import CompletedStats
 from gwms_tasks.services.monitoring_models import (
     STATUS_FIELDS,
@@ -47,9 +50,11 @@ from gwms_tasks.services.monitoring_models import (
     GlideinCounts,
 )
 from gwms_tasks.services.monitoring_view import (
+    EntryReads,
     MonitoringSources,
-    entry_decisions,
     entry_summary,
+    limits_triggered,
+    read_entry,
 )
 
 MAIN_STATUSES: Final = ("idle", "running", "held")
@@ -80,9 +85,11 @@ class StateCollector(Collector):
         downtimes = sources.downtimes()
         families = _Families()
         for entry in sources.config.entries:
-            summary = entry_summary(sources, entry, now, downtimes)
-            families.add_entry(summary)
-            families.add_clients(sources, entry)
+            reads = read_entry(sources, entry, now, hour=False)
+            families.add_entry(
+                entry_summary(sources, reads, downtimes), limits_triggered(reads.current_records)
+            )
+            families.add_clients(reads)
             families.add_counters(entry, sources.counters.read(entry))
             families.add_completed(entry, sources.completed.totals(entry))
         for entry, count in Counter(f.entry for f in sources.state.failed.list()).items():
@@ -171,14 +178,13 @@ class _Families:
             else:
                 yield value
 
-    def add_entry(self, summary: EntrySummary) -> None:
+    def add_entry(self, summary: EntrySummary, flags: list[LimitTriggered]) -> None:
         entry = summary.name
         _add_counts(self.entry_glideins, self.entry_detailed, [entry], summary.counts)
         for bound in ("max_idle", "max_held", "max_glideins"):
             self.limit.add_metric([entry, bound], getattr(summary.limits, bound))
-        for name in summary.limits_triggered:
-            limit, _, frontend = name.partition("_")
-            self.triggered.add_metric([entry, limit, frontend], 1)
+        for flag in flags:
+            self.triggered.add_metric([entry, flag.limit.value, flag.frontend_key or ""], 1)
         snapshot = summary.snapshot
         if snapshot.age_seconds is not None:
             self.age.add_metric([entry], snapshot.age_seconds)
@@ -187,10 +193,10 @@ class _Families:
         self.down.add_metric([entry], int(summary.downtime is not None))
         self.enabled.add_metric([entry], int(summary.enabled))
 
-    def add_clients(self, sources: MonitoringSources, entry: str) -> None:
-        decisions = entry_decisions(sources, entry)
-        snapshot = sources.state.entries.get_snapshot(entry)
-        scopes = {} if snapshot is None else snapshot.counts
+    def add_clients(self, reads: EntryReads) -> None:
+        entry = reads.entry
+        decisions = [d for d in reads.decisions if d.current]
+        scopes = {} if reads.snapshot is None else reads.snapshot.counts
         for scope, raw in scopes.items():
             if scope.startswith("client:"):
                 labels = [entry, scope.removeprefix("client:")]

@@ -66,21 +66,14 @@ def load_or_create_factory_keyring(
     key_path = work_dir / FACTORY_KEY_FILENAME
     old_path = work_dir / OLD_FACTORY_KEY_FILENAME
     action = startup_decision(_age(key_path, now), grace)
-    if action is StartupAction.REUSE:
-        current = FactoryKey.from_pem(_read_private(key_path))
-    else:
-        if action is StartupAction.ROTATE:
-            FactoryKey.from_pem(_read_private(key_path))  # never rotate a key we could not use
-            os_call(os.replace, key_path, old_path)
-        current = make_key(bits)
-        write_private(key_path, current.to_pem(), mtime=now)
-    valid_until = _mtime(key_path) + grace
-    if not old_path.exists():
-        return Keyring(current)
-    if now >= valid_until:
-        remove_file(old_path)
-        return Keyring(current)
-    return Keyring(current, FactoryKey.from_pem(_read_private(old_path)), valid_until)
+    if action is StartupAction.ROTATE:
+        FactoryKey.from_pem(_read_private(key_path))  # never rotate a key we could not use
+        os_call(os.replace, key_path, old_path)
+    if action is not StartupAction.REUSE:
+        write_private(key_path, make_key(bits).to_pem(), mtime=now)
+    if now >= _mtime(key_path) + grace:
+        remove_file(old_path)  # its window is over: not even read
+    return load_factory_keyring(work_dir, grace)
 
 
 def retire_expired_factory_key(work_dir: Path, keyring: Keyring, now: float) -> Keyring:

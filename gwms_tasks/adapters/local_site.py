@@ -235,7 +235,7 @@ class SiteQueue:
     def jobs(self, job_ids: Sequence[str]) -> list[SiteJob]:
         """The jobs among ``job_ids`` whose hash exists, in order."""
         with redis_errors(f"read jobs of local site {self.site!r}"):
-            pipe = self._r.pipeline(transaction=True)
+            pipe = self._r.pipeline(transaction=False)  # read-only: no MULTI needed
             for job_id in job_ids:
                 pipe.hgetall(self.job_key(job_id))
             replies = pipe.execute() if job_ids else []

@@ -34,6 +34,7 @@ from gwms_tasks.ports import (
     InflightSubmit,
     JsonDict,
     LedgerRecord,
+    LedgerState,
 )
 
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600.0  # far beyond any redelivery (visibility timeout) window
@@ -41,14 +42,6 @@ DEFAULT_LEDGER_TTL = 7 * 24 * 3600.0  # far beyond any redelivery (visibility ti
 Clock = Callable[[], float]
 Fields = dict[str, str]
 Point = tuple[float, dict[str, float]]
-
-
-class LedgerState(enum.StrEnum):
-    """Where a submission identified by its submit key stands."""
-
-    CLAIMED = "claimed"
-    SUBMITTED = "submitted"
-    FAILED = "failed"
 
 
 class Resolution(enum.StrEnum):
@@ -379,27 +372,45 @@ class MemoryTimeSeries:
 
 
 def inflight_to_json(record: InflightSubmit) -> str:
-    return dump_json(asdict(record), "inflight submit")
+    return dump_json(asdict(record), f"in-flight submit {record.submit_key!r}")
 
 
-def inflight_from_json(text: str) -> InflightSubmit:
-    return InflightSubmit(**load_json(text, "inflight submit"))
+def inflight_from_json(submit_key: str, text: str) -> InflightSubmit:
+    """The in-flight record stored under ``submit_key``.
+
+    Raises:
+        PermanentError: the stored text is not JSON or not an in-flight record.
+    """
+    what = f"in-flight submit record {submit_key!r}"
+    data = load_json(text, what)
+    try:
+        return InflightSubmit(**data)
+    except TypeError as exc:
+        raise PermanentError(f"{what} is malformed: {exc}") from exc
+
+
+def inflights_from_json(texts: Mapping[str, str]) -> list[InflightSubmit]:
+    """The records of one entry (submit key -> JSON text), oldest first."""
+    records = [inflight_from_json(key, text) for key, text in texts.items()]
+    return sorted(records, key=lambda r: r.queued_at)
 
 
 class MemoryInflightSubmits:
-    """InflightSubmits in memory."""
+    """InflightSubmits in memory, kept as the JSON texts the Redis adapter keeps."""
 
     def __init__(self) -> None:
-        self._by_entry: dict[str, dict[str, InflightSubmit]] = {}
+        self._by_entry: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def add(self, record: InflightSubmit) -> None:
+        text = inflight_to_json(record)
         with self._lock:
-            self._by_entry.setdefault(record.entry, {})[record.submit_key] = record
+            self._by_entry.setdefault(record.entry, {})[record.submit_key] = text
 
     def list(self, entry: str) -> list[InflightSubmit]:
         with self._lock:
-            return sorted(self._by_entry.get(entry, {}).values(), key=lambda r: r.queued_at)
+            texts = dict(self._by_entry.get(entry, {}))
+        return inflights_from_json(texts)
 
     def done(self, entry: str, submit_key: str) -> None:
         with self._lock:

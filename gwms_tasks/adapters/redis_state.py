@@ -25,15 +25,14 @@ from redis.typing import EncodableT, FieldT
 from gwms_tasks.adapters.memory_completed import DEFAULT_RECENT_KEEP
 from gwms_tasks.adapters.memory_state import (
     DEFAULT_LEDGER_TTL,
-    LedgerState,
     Point,
     Resolution,
     check_claim,
     dump_json,
     failed_from_json,
     failed_to_json,
-    inflight_from_json,
     inflight_to_json,
+    inflights_from_json,
     ledger_fields,
     ledger_from_fields,
     load_json,
@@ -53,6 +52,7 @@ from gwms_tasks.ports import (
     InflightSubmit,
     JsonDict,
     LedgerRecord,
+    LedgerState,
 )
 
 # Create the ledger record only if the key does not exist, with its expiry, in one step.
@@ -288,7 +288,7 @@ class RedisInflightSubmits:
     def list(self, entry: str) -> list[InflightSubmit]:
         with redis_errors("read in-flight submits"):
             found = text_hash(self._r.hgetall(self._keys.inflight(entry)))
-        return sorted(map(inflight_from_json, found.values()), key=lambda r: r.queued_at)
+        return inflights_from_json(found)
 
     def done(self, entry: str, submit_key: str) -> None:
         with redis_errors("clear an in-flight submit"):

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
+from gwms_tasks.adapters.redis_state import redis_errors
 from gwms_tasks.core.model import Glidein
 from gwms_tasks.core.simulation import (
     ClusterInfo,
@@ -91,23 +92,20 @@ class RedisSiteStore:
         self._version = -1
 
     def read(self) -> SiteModel:
-        try:
+        with redis_errors(f"read the simulated site {self._entry}"):
             return self._current(self._client)
-        except redis.RedisError as exc:
-            raise TransientError(f"simulated site {self._entry}: Redis failed: {exc}") from exc
 
     def update(self, change: Callable[[SiteModel], T]) -> T:
-        for _ in range(self._max_attempts):
-            try:
-                return self._try_update(change)
-            except redis.WatchError:
-                self._model = None  # changed in memory but not written: reload
-            except redis.RedisError as exc:
-                self._model = None
-                raise TransientError(f"simulated site {self._entry}: Redis failed: {exc}") from exc
-            except BaseException:
-                self._model = None
-                raise
+        try:
+            with redis_errors(f"update the simulated site {self._entry}"):
+                for _ in range(self._max_attempts):
+                    try:
+                        return self._try_update(change)
+                    except redis.WatchError:
+                        self._model = None  # changed in memory but not written: reload
+        except BaseException:
+            self._model = None
+            raise
         raise TransientError(f"simulated site {self._entry}: too many concurrent updates")
 
     def _try_update(self, change: Callable[[SiteModel], T]) -> T:

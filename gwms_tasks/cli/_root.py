@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import click
 
 from gwms_tasks import __version__
+from gwms_tasks.celery_app import CONFIG_ENV
 from gwms_tasks.errors import ConfigError, GwmsError
 
 EXIT_INVALID = 1
 F = TypeVar("F", bound=Callable[..., Any])
-CONFIG_ENV = "GWMS_CONFIG"
 DEFAULT_CONFIG = "/etc/gwms-tasks/factory.yaml"
 
 

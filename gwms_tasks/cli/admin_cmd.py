@@ -1,4 +1,5 @@
-"""Setting the factory up: ``gwms dashboard``, ``gwms staging build``, ``gwms site run``."""
+"""Setting the factory up: ``gwms dashboard``, ``gwms staging build``, ``gwms site run``,
+``gwms worker-key reset``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gwms_tasks.adapters.redis_admin import (
     check_persistence,
     remove_frontend_user,
 )
+from gwms_tasks.adapters.user_keys import RedisUserKeys
 from gwms_tasks.cli._ops import echo_lines, open_runtime, operating, table
 from gwms_tasks.cli._root import EXIT_INVALID, config_option, gwms
 from gwms_tasks.config_file import read_config
@@ -104,6 +106,33 @@ def frontend_identity(config: FactoryConfig, name: str, *, configured_only: bool
         return name
     known = ", ".join(f"{n} ({fe.identity})" for n, fe in config.frontends.items())
     raise PermanentError(f"unknown frontend {name!r}; configured: {known}")
+
+
+# ------------------------------------------------------------------------------ worker keys
+
+
+@gwms.group("worker-key")
+def worker_key() -> None:
+    """The public keys user workers publish (the factory seals credentials for them)."""
+
+
+@worker_key.command("reset")
+@click.argument("username")
+@config_option()
+def worker_key_reset(username: str, config_path: Path) -> None:
+    """Forget the key published for USERNAME, so that its worker can publish its own again.
+
+    A published key is never replaced: a worker whose key file was regenerated refuses to
+    start until this is run. Check first that it was regenerated on purpose: otherwise the
+    published key may be another user's worker trying to receive USERNAME's credentials. Then
+    restart USERNAME's worker: what the factory sends from then on is sealed for its new key.
+    """
+    with operating("reset the published worker key"):
+        runtime = open_runtime(config_path)
+        removed = RedisUserKeys(runtime.state_client, runtime.keys).remove(username)
+        if not removed:
+            raise PermanentError(f"no key is published for user {username} (nothing removed)")
+    click.echo(f"the key published for user {username} is forgotten: restart its worker")
 
 
 # ------------------------------------------------------------------------------ staging

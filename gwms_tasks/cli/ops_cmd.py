@@ -8,9 +8,7 @@ the broker, with the limits and idempotency of :mod:`gwms_tasks.services.retry`.
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -29,9 +27,12 @@ from gwms_tasks.cli._ops import (
     utc,
 )
 from gwms_tasks.cli._root import EXIT_INVALID, config_option, gwms
+from gwms_tasks.core.ads import LimitTriggered
 from gwms_tasks.core.config import FactoryConfig
+from gwms_tasks.core.config_summary import masked_url
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.ports import JsonDict, TaskDispatcher
+from gwms_tasks.services.monitoring_view import flag_name
 from gwms_tasks.services.retry import RetryOutcome, oldest_first, retries_of, retry_failed
 from gwms_tasks.services.status_report import ClientStatus, EntryStatus, factory_status
 
@@ -40,7 +41,6 @@ STATUS_HEADERS = (
     "ENTRY", "CLIENT", "IDLE", "RUNNING", "HELD", "REQ_IDLE", "REQ_MAX", "COUNTED", "LIMITS",
     "REASON",
 )  # fmt: skip
-_LIMIT_TEXT = re.compile(r"count=(\d+), limit=(\d+)")
 _SHOWN_ABOVE = frozenset({"client", "work_key", "at", "explain", "rejected", "reason"})
 
 
@@ -65,7 +65,7 @@ def status(config_path: Path, entries: tuple[str, ...], as_json: bool) -> None:
             runtime.state, config, runtime.downtimes(), now, list(entries) or None
         )
     if as_json:
-        echo_json({"generated_at": now, "entries": [asdict(e) for e in report]})
+        echo_json({"generated_at": now, "entries": [e.to_json() for e in report]})
         return
     rows = [row for entry in report for row in _status_rows(entry)]
     echo_lines(table(STATUS_HEADERS, rows))
@@ -113,12 +113,9 @@ def _counts(*values: int) -> list[str]:
     return [str(value) for value in values]
 
 
-def _limits(flags: Mapping[str, str]) -> str:
+def _limits(flags: Sequence[LimitTriggered]) -> str:
     """``IdleGlideinsPerEntry 200/200, ...`` (``-`` when none is reached)."""
-    shown = []
-    for name, text in flags.items():
-        match = _LIMIT_TEXT.fullmatch(text)
-        shown.append(f"{name} {match[1]}/{match[2]}" if match else f"{name} {text}")
+    shown = [f"{flag_name(flag)} {flag.count}/{flag.maximum}" for flag in flags]
     return ", ".join(shown) or NONE
 
 
@@ -325,11 +322,7 @@ def _dispatcher(config: FactoryConfig) -> Iterator[TaskDispatcher]:
     try:
         yield CeleryDispatcher(app)
     except (KombuError, OSError) as exc:
-        raise TransientError(f"cannot send to the broker {_safe_url(config)}: {exc}") from exc
+        url = masked_url(config.redis.broker_url)
+        raise TransientError(f"cannot send to the broker {url}: {exc}") from exc
     finally:
         app.close()
-
-
-def _safe_url(config: FactoryConfig) -> str:
-    """The broker URL without its password."""
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", config.redis.broker_url)

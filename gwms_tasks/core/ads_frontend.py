@@ -228,7 +228,7 @@ class GlideClientGlobalAd:
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, AdValue]) -> Self:
         reader = AdReader(attrs, cls.ad_type)
-        client_name = reader.text("ClientName")
+        client_name = name_part("client name", reader.text("ClientName"))
         parts = reader.text("Name").split("@")
         if len(parts) != 3 or parts[2] != client_name:
             raise reader.error("Name", f"expected <glidein>@<factory>@{client_name}")

@@ -141,6 +141,11 @@ _FRONTEND_KEY = re.compile(r"[A-Za-z0-9._-]+:[A-Za-z0-9._-]+")
 _KEY_ESCAPE = re.compile(r"_([0-9A-F]{2})")
 
 
+def limit_text(count: int, limit: int) -> str:
+    """``"count=N, limit=M"``: how a reached limit is written in ads, decisions and pages."""
+    return f"count={count}, limit={limit}"
+
+
 @dataclass(frozen=True, slots=True)
 class LimitTriggered:
     """A limit that held back submissions this cycle: ``"count=N, limit=M"``.
@@ -170,7 +175,7 @@ class LimitTriggered:
 
     @property
     def text(self) -> str:
-        return f"count={self.count}, limit={self.maximum}"
+        return limit_text(self.count, self.maximum)
 
     @classmethod
     def parse(cls, monitor_name: str, text: str) -> LimitTriggered:

@@ -53,7 +53,8 @@ _HTCONDOR_ONLY_CALL = re.compile(
 )
 _EVAL_CALL = re.compile(r"\beval\s*\(", re.IGNORECASE)
 # SystemError: how classad2's C code reports some failed conversions (an int beyond 64 bits).
-_CLASSAD_ERRORS = (classad2.ClassAdException, ValueError, TypeError, SystemError)
+CLASSAD_ERRORS = (classad2.ClassAdException, ValueError, TypeError, SystemError)
+"""What classad2 raises on input it cannot take (parsing, building or evaluating)."""
 _OLD = classad2.ParserType.Old
 # classad2's old-syntax parser loads HTCondor's library, which registers HTCondor's ClassAd
 # functions (stringListMember, ...). Load it now, so that what a constraint can call does not
@@ -79,7 +80,7 @@ class AdExpr(str):
     __slots__ = ()
 
     def __new__(cls, text: str) -> AdExpr:
-        return str.__new__(cls, repr(_parse_new_syntax(text)))
+        return str.__new__(cls, repr(parse_expression(text)))
 
     @classmethod
     def _canonical(cls, text: str) -> AdExpr:
@@ -213,7 +214,7 @@ class Constraint:
             AdFormatError: an attribute value classad2 cannot hold.
         """
         scope = classad2.ClassAd(_scope_values(attrs, self._refs))
-        return _is_true(self._tree.eval(scope=scope))
+        return is_true(self._tree.eval(scope=scope))
 
     def select(self, ads: Iterable[_M]) -> list[_M]:
         """The ads that match, in their order."""
@@ -228,7 +229,7 @@ def compile_constraint(text: str) -> Constraint:
         AdFormatError: the text is not one valid expression, or it calls a function of
             HTCondor's library (``stringListMember``, ...) that classad2 cannot evaluate here.
     """
-    tree = _parse_new_syntax(text)
+    tree = parse_expression(text)
     canonical = repr(tree)
     code = _NEW_STRING.sub('""', canonical)
     htcondor_call = _HTCONDOR_ONLY_CALL.search(code)
@@ -248,6 +249,45 @@ def matches(constraint: str, attrs: Mapping[str, AdValue]) -> bool:
         AdFormatError: the constraint is invalid, or an attribute value is unusable.
     """
     return compile_constraint(constraint).matches(attrs)
+
+
+def parse_expression(text: str) -> Any:
+    """The classad2 tree of exactly one new-syntax expression (what :class:`AdExpr` keeps).
+
+    Raises:
+        AdFormatError: the text is not exactly one valid ClassAd expression.
+    """
+    if not isinstance(text, str):
+        raise AdFormatError(f"a ClassAd expression must be text, not {type(text).__name__}")
+    _check_text(text, "the expression")
+    if text.strip():
+        bare = _parse_new_single(f"[X = {text}]")
+        wrapped = _parse_new_single(f"[X = ({text})]")
+        if bare is not None and wrapped is not None and repr(wrapped) == f"({bare!r})":
+            return bare
+    raise AdFormatError(f"not a valid ClassAd expression: {text[:200]!r}")
+
+
+def to_classad(attrs: Mapping[str, AdValue]) -> Any:
+    """A classad2 ClassAd holding ``attrs``, expressions as expressions (not strings).
+
+    Raises:
+        AdFormatError: a value classad2 cannot hold (an int beyond 64 bits, a NUL character...).
+    """
+    values = {name: _classad_value(name, value) for name, value in attrs.items()}
+    try:
+        return classad2.ClassAd(values)
+    except CLASSAD_ERRORS as exc:
+        raise AdFormatError(f"attributes cannot be made into a ClassAd: {exc}") from exc
+
+
+def is_true(result: object) -> bool:
+    """HTCondor's EvalBool of an evaluation result: true, or a non-zero number."""
+    if isinstance(result, classad2.Value):
+        return False
+    if isinstance(result, bool):
+        return result
+    return isinstance(result, int | float) and result != 0
 
 
 def _checked_int(value: int) -> int:
@@ -299,7 +339,7 @@ def _parse_block(ad_number: int, block: list[tuple[int, str]]) -> dict[str, AdVa
     try:
         parsed = classad2.parseNext("\n".join(line for _, line in block) + "\n", _OLD)
         names = [] if parsed is None else list(parsed)
-    except (*_CLASSAD_ERRORS, UnicodeError) as exc:
+    except (*CLASSAD_ERRORS, UnicodeError) as exc:
         raise AdFormatError(f"{where} (line {block[0][0]}): unreadable: {exc}") from exc
     missing = sorted(line_of[key] for key in line_of.keys() - {name.lower() for name in names})
     if missing or len(names) != len(line_of):
@@ -338,29 +378,17 @@ def _old_expression_ok(rhs: str) -> bool:
 def _parse_old_single(text: str) -> Any:
     try:
         parsed = classad2.parseNext(text, _OLD)
-    except (*_CLASSAD_ERRORS, UnicodeError):
+    except (*CLASSAD_ERRORS, UnicodeError):
         return None
     if parsed is None or list(parsed) != ["X"]:
         return None
     return parsed.lookup("X")
 
 
-def _parse_new_syntax(text: str) -> Any:
-    if not isinstance(text, str):
-        raise AdFormatError(f"a ClassAd expression must be text, not {type(text).__name__}")
-    _check_text(text, "the expression")
-    if text.strip():
-        bare = _parse_new_single(f"[X = {text}]")
-        wrapped = _parse_new_single(f"[X = ({text})]")
-        if bare is not None and wrapped is not None and repr(wrapped) == f"({bare!r})":
-            return bare
-    raise AdFormatError(f"not a valid ClassAd expression: {text[:200]!r}")
-
-
 def _parse_new_single(text: str) -> Any:
     try:
         parsed = classad2.ClassAd(text)
-    except _CLASSAD_ERRORS:
+    except CLASSAD_ERRORS:
         return None
     if list(parsed) != ["X"]:
         return None
@@ -370,7 +398,7 @@ def _parse_new_single(text: str) -> Any:
 def _python_value(parsed: Any, name: str) -> AdValue:
     try:
         value = parsed[name]
-    except _CLASSAD_ERRORS:
+    except CLASSAD_ERRORS:
         value = None
     if isinstance(value, bool | int | float | str) and not isinstance(value, classad2.Value):
         return value
@@ -430,11 +458,3 @@ def _classad_value(name: str, value: AdValue) -> object:
         _check_text(value, f"attribute {name}")
         return str(value)
     raise AdFormatError(f"attribute {name}: a {type(value).__name__} is not a ClassAd value")
-
-
-def _is_true(result: object) -> bool:
-    if isinstance(result, classad2.Value):
-        return False
-    if isinstance(result, bool):
-        return result
-    return isinstance(result, int | float) and result != 0

@@ -97,24 +97,15 @@ class DashboardKind(enum.StrEnum):
     CONDOR = "condor"
 
 
-FrontendPrefix = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9:._-]*\{frontend\}[A-Za-z0-9:._-]*$"),
-    Expect("a key prefix with '{frontend}' in it once, like 'gwms:dashboard:{frontend}:'"),
-]
-
-
 class RedisDashboard(Section):
-    """Ads in Redis; each frontend writes with its own ACL user under its own key prefix."""
+    """Ads in Redis; each frontend writes with its own ACL user under its own key prefix.
+
+    The prefix is not configurable: it is ``Keys.dashboard_writer_prefix`` (gwms_tasks/keys.py).
+    """
 
     kind: Literal[DashboardKind.REDIS]
     url: RedisUrl
     ad_lifetime: PosInt = DEFAULT_AD_LIFETIME
-    frontend_prefix: FrontendPrefix = "gwms:dashboard:{frontend}:"
-
-    def prefix_for(self, frontend: str) -> str:
-        """The key prefix the ACL user of ``frontend`` may write under."""
-        return self.frontend_prefix.replace("{frontend}", frontend)
 
 
 class CondorDashboard(Section):

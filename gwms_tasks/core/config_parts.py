@@ -25,6 +25,14 @@ from gwms_tasks.core.config_types import (
     empty_map,
     problems,
 )
+from gwms_tasks.core.lifetime import (
+    DEFAULT_GRACEFUL_SHUTDOWN,
+    DEFAULT_JOB_MAX_TIME,
+    DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_TAIL,
+    DEFAULT_RETIRE_TIME,
+    DEFAULT_SPREAD_PERCENT,
+)
 from gwms_tasks.core.limits import (
     DEFAULT_ENTRY_LIMITS,
     DEFAULT_FRONTEND_LIMITS,
@@ -168,22 +176,21 @@ class StaleAge(Section):
 
     idle: Seconds = 604800.0
     running: Seconds = 2678400.0
-    unclaimed: Seconds = 7200.0
 
     def to_stale_ages(self) -> StaleAges:
-        return StaleAges(idle=self.idle, running=self.running, unclaimed=self.unclaimed)
+        return StaleAges(idle=self.idle, running=self.running)
 
 
 class Lifetime(Section):
     """``lifetime``: the glidein lifetime knobs of reference §7.2, in seconds (spread in %)."""
 
     max_walltime: PosInt | None = None
-    retire_time: NonNegInt = 21600
-    retire_spread: Annotated[int, Interval(ge=0, le=100)] = 10
-    job_max_time: NonNegInt = 129600
-    graceful_shutdown: NonNegInt = 120
-    max_idle: NonNegInt = 1200
-    max_tail: NonNegInt = 400
+    retire_time: NonNegInt = DEFAULT_RETIRE_TIME
+    retire_spread: Annotated[int, Interval(ge=0, le=100)] = DEFAULT_SPREAD_PERCENT
+    job_max_time: NonNegInt = DEFAULT_JOB_MAX_TIME
+    graceful_shutdown: NonNegInt = DEFAULT_GRACEFUL_SHUTDOWN
+    max_idle: NonNegInt = DEFAULT_MAX_IDLE
+    max_tail: NonNegInt = DEFAULT_MAX_TAIL
 
     @model_validator(mode="after")
     def _retire_within_walltime(self) -> Lifetime:

@@ -43,7 +43,10 @@ SCITOKEN_ID_PARAM = "ScitokenId"
 
 
 SAFE_CREDENTIAL_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-"""Credential ids name files (``credential_<client>_<id>``) and tag jobs: no path, no quoting."""
+"""Credential ids name files (``credential_<client>_<id>``) and tag jobs: no path, no quoting.
+
+Check with ``fullmatch`` (``match`` lets a trailing newline through ``$``)."""
+_SAFE_PREFIX = re.compile(r"[A-Za-z0-9._-]{0,5}")  # "-----" of a PEM, "eyJhb" of a JWT
 
 
 def idtoken_param(entry: str) -> str:
@@ -88,12 +91,26 @@ def choose_credential(
         choice = _grid_proxy(enc, params, present)
     else:
         choice = _pilot_proxy_family(auth, enc, present)
-    if isinstance(choice, CredentialChoice) and not SAFE_CREDENTIAL_ID.match(choice.credential_id):
+    if isinstance(choice, CredentialChoice) and not SAFE_CREDENTIAL_ID.fullmatch(
+        choice.credential_id
+    ):
         return CredentialRejection(
             CredentialProblem.UNSAFE_ID,
-            f"credential id {choice.credential_id!r} may only hold letters, digits, '.', '_', '-'",
+            f"credential id {_describe_refused_id(choice.credential_id)} may only hold 1 to 200"
+            " letters, digits, '.', '_', '-'",
         )
     return choice
+
+
+def _describe_refused_id(value: str) -> str:
+    """A refused credential id described without its content: its length and a safe prefix.
+
+    An id is refused exactly when something else was put in its place (a proxy, a token), and
+    the refusal is logged, stored and shown: echoing the id would publish that content.
+    """
+    prefix = _SAFE_PREFIX.match(value)
+    shown = prefix.group() if prefix else ""
+    return f"of {len(value)} characters starting {shown!r}"
 
 
 def _scitoken_only(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gwms_tasks.core import model
+from gwms_tasks.core.ads_monitor import limit_text
 from gwms_tasks.core.limits import EntryLimits, GlideinLimits
 from gwms_tasks.core.model import Glidein, StatusCounts
 from gwms_tasks.errors import PermanentError
@@ -346,28 +347,24 @@ def _request_detail(d: SubmitDecision) -> str:
     return f"requested idle={d.requested_idle}, idle={d.client.idle}"
 
 
-def _limit_detail(count: int, limit: int) -> str:
-    return f"count={count}, limit={limit}"
-
-
 _DETAILS: dict[SubmitReason, Callable[[SubmitDecision], str]] = {
     SubmitReason.SUBMITTING_REQUESTED: _request_detail,
     SubmitReason.REQUEST_MET: _request_detail,
-    SubmitReason.MAX_GLIDEINS_REQUESTED: lambda d: _limit_detail(
+    SubmitReason.MAX_GLIDEINS_REQUESTED: lambda d: limit_text(
         d.client.idle + d.client.running, d.requested_max
     ),
-    SubmitReason.ENTRY_MAX_IDLE: lambda d: _limit_detail(d.entry.idle, d.entry_limits.max_idle),
-    SubmitReason.ENTRY_MAX_GLIDEINS: lambda d: _limit_detail(
+    SubmitReason.ENTRY_MAX_IDLE: lambda d: limit_text(d.entry.idle, d.entry_limits.max_idle),
+    SubmitReason.ENTRY_MAX_GLIDEINS: lambda d: limit_text(
         d.entry.idle + d.entry.running, d.entry_limits.max_glideins
     ),
-    SubmitReason.ENTRY_MAX_HELD: lambda d: _limit_detail(d.entry.held, d.entry_limits.max_held),
-    SubmitReason.FRONTEND_MAX_IDLE: lambda d: _limit_detail(
+    SubmitReason.ENTRY_MAX_HELD: lambda d: limit_text(d.entry.held, d.entry_limits.max_held),
+    SubmitReason.FRONTEND_MAX_IDLE: lambda d: limit_text(
         d.frontend.idle, d.frontend_limits.max_idle
     ),
-    SubmitReason.FRONTEND_MAX_GLIDEINS: lambda d: _limit_detail(
+    SubmitReason.FRONTEND_MAX_GLIDEINS: lambda d: limit_text(
         d.frontend.idle + d.frontend.running, d.frontend_limits.max_glideins
     ),
-    SubmitReason.FRONTEND_MAX_HELD: lambda d: _limit_detail(
+    SubmitReason.FRONTEND_MAX_HELD: lambda d: limit_text(
         d.frontend.held, d.frontend_limits.max_held
     ),
     SubmitReason.MAX_PER_CYCLE: lambda d: f"wanted={d.wanted}, limit={d.max_per_cycle}",

@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Final
 
 from gwms_tasks.core.downtimes import (
     Downtime,
     Downtimes,
     DowntimeScope,
+    check_time,
     format_downtime,
     format_downtimes,
     parse_downtimes,
+    parse_time,
 )
 
 NOW: Final = "now"
@@ -29,7 +30,8 @@ NOW: Final = "now"
 def parse_moment(word: str, now: float) -> float:
     """A time given on the command line: ``now``, epoch seconds, or ISO 8601.
 
-    An ISO time without an offset is UTC, as in the downtimes file.
+    An ISO time is read as in the downtimes file (without an offset it is UTC), and any time
+    must be one the downtimes file can hold (:func:`~gwms_tasks.core.downtimes.check_time`).
 
     Raises:
         ValueError: naming what was expected.
@@ -42,20 +44,13 @@ def parse_moment(word: str, now: float) -> float:
         f"got {word!r}"
     )
     try:
-        seconds = float(text)
+        seconds: float | None = float(text)
     except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds):
-            raise ValueError(expected)
-        return seconds
+        seconds = None
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_time(text, "time") if seconds is None else check_time(seconds, "time")
     except ValueError:
         raise ValueError(expected) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 @dataclass(frozen=True, slots=True)

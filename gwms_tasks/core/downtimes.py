@@ -30,9 +30,11 @@ __all__ = [
     "Downtime",
     "DowntimeScope",
     "Downtimes",
+    "check_time",
     "format_downtime",
     "format_downtimes",
     "parse_downtimes",
+    "parse_time",
 ]
 
 OPEN_END: Final = "None"
@@ -74,7 +76,12 @@ class DowntimeScope:
 
 @dataclass(frozen=True, slots=True)
 class Downtime:
-    """One downtime period, ``[start, end)`` in epoch seconds (``end=None``: open ended)."""
+    """One downtime period, ``[start, end)`` in epoch seconds (``end=None``: open ended).
+
+    Raises:
+        ConfigError: a time a downtimes file cannot hold (see :func:`check_time`).
+        ValueError: the period does not end after it starts.
+    """
 
     start: float
     end: float | None
@@ -82,6 +89,12 @@ class Downtime:
     comment: str = ""
 
     def __post_init__(self) -> None:
+        try:
+            check_time(self.start, "start")
+            if self.end is not None:
+                check_time(self.end, "end")
+        except ValueError as exc:
+            raise ConfigError("downtime", [str(exc)]) from None
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"a downtime must end after it starts ({self.start} >= {self.end})")
 
@@ -137,9 +150,14 @@ def down_reason(period: Downtime) -> DownReason:
     return DownReason.ENTRY_DOWNTIME
 
 
+def entry_downtime(downtimes: Downtimes, now: float, entry: str) -> Downtime | None:
+    """The downtime that stops the whole entry at ``now`` (a factory or entry one), or None."""
+    return downtimes.down_at(now) or downtimes.down_at(now, entry)
+
+
 def entry_down_reason(downtimes: Downtimes, now: float, entry: str) -> DownReason | None:
     """Why the whole entry takes no new glideins at ``now`` (factory or entry downtime)."""
-    period = downtimes.down_at(now) or downtimes.down_at(now, entry)
+    period = entry_downtime(downtimes, now, entry)
     return None if period is None else down_reason(period)
 
 
@@ -184,8 +202,8 @@ def _parse_line(line: str) -> Downtime | None:
         return None
     if not 2 <= len(fields) <= 5:
         raise ValueError(f"expected {_FORMAT}, got {len(fields)} field(s): {body.strip()!r}")
-    start = _parse_time(fields[0], "START")
-    end = None if fields[1] == OPEN_END else _parse_time(fields[1], "END")
+    start = parse_time(fields[0], "START")
+    end = None if fields[1] == OPEN_END else parse_time(fields[1], "END")
     if end is not None and end <= start:
         raise ValueError(f"END {fields[1]} is not after START {fields[0]}")
     names = fields[2:]
@@ -195,12 +213,18 @@ def _parse_line(line: str) -> Downtime | None:
     return Downtime(start, end, DowntimeScope(*names), _clean(comment))
 
 
-def _parse_time(word: str, what: str) -> float:
+def parse_time(word: str, what: str) -> float:
+    """Epoch seconds of an ISO-8601 time (UTC when it has no offset) a downtimes file can hold.
+
+    Raises:
+        ValueError: naming ``what`` and the format expected.
+    """
     try:
         moment = datetime.fromisoformat(word)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)  # UTC, not local time: see the module docstring
-        return moment.astimezone(UTC).timestamp()  # also checks it is a UTC date that exists
+        # astimezone checks it is a UTC date that exists; check_time that it can be written
+        return check_time(moment.astimezone(UTC).timestamp(), what)
     except (ValueError, OverflowError):
         raise ValueError(
             f"{what}: expected an ISO-8601 time like 2024-05-01T10:00:00+00:00, got {word!r}"
@@ -210,6 +234,19 @@ def _parse_time(word: str, what: str) -> float:
 def _clean(comment: str) -> str:
     """A comment on one line, with runs of white space made single spaces."""
     return " ".join(comment.split())
+
+
+def check_time(moment: float, what: str) -> float:
+    """``moment`` if a downtimes file can hold it (a UTC time of the years 1 to 9999).
+
+    Raises:
+        ValueError: naming ``what``; also for NaN and infinities.
+    """
+    try:
+        _format_time(moment)
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"{what}: {moment!r} is not a time of the years 1 to 9999") from None
+    return moment
 
 
 def _format_time(moment: float) -> str:

@@ -58,8 +58,6 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 # Whitespace that splits arguments (C isspace), and what cannot travel in a parameter at all.
 _SPLITTING = frozenset(" \t\n\v\f\r")
 _UNCARRIABLE = (_SPLITTING - {" "}) | {"\x00"}
-# Grid types whose CE passes the argument string through unquoted (the reference §4.2).
-_UNQUOTED_GRID_TYPES = frozenset({"condor", "batch"})
 
 
 def escape_param(value: str) -> str:
@@ -271,23 +269,3 @@ def _checked(params: Mapping[str, str]) -> list[tuple[str, str]]:
 def _check_digest(option: str, digest: str, sign_type: SignType) -> None:
     if len(digest) != len(sign_type.digest(b"")) or not set(digest) <= _HEX_DIGITS:
         raise PermanentError(f"glidein argument {option}: expected a {sign_type} hex digest")
-
-
-def quote_arguments_for_grid_type(args: list[str], grid_type: str) -> str:
-    """The ``GLIDEIN_ARGUMENTS`` string for a grid type (the reference §4.2).
-
-    ``condor`` and ``batch <lrms>`` CEs take the arguments as they are; every other grid type
-    gets them wrapped in double quotes. Any ``"`` is escaped as ``\\"`` in both cases.
-
-    Args:
-        args: the vector from :func:`glidein_arguments`.
-        grid_type: the entry's grid type, e.g. ``condor``, ``batch slurm``, ``arc``.
-
-    Returns:
-        The argument string for the submit environment.
-    """
-    joined = " ".join(arg.replace('"', '\\"') for arg in args)
-    kind = (grid_type.split(maxsplit=1) or [""])[0]
-    if kind in _UNQUOTED_GRID_TYPES:
-        return joined
-    return f'"{joined}"'

@@ -15,22 +15,26 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-_START = re.compile(r"=== Glidein starting .*\((\d+)\) ===")
-_LAST_SCRIPT = re.compile(r"=== Last script starting .*\((\d+)\) after validating for (\d+) ===")
-_END = re.compile(r"=== Glidein ending .*\((\d+)\) with code (-?\d+) after (\d+) ===")
-_SIGNAL = re.compile(r"=== Glidein received signal (\w+) .*\((\d+)\) ===")
-_FAILURE_START = re.compile(r"=== Validation failure .*\((\d+)\) ===")
+# Numbers are ASCII digits, at most 18 of them: int() of any match is exact and cannot fail
+# (Python refuses to convert very long digit strings; ``\d`` would also take non-ASCII digits).
+_N = "[0-9]{1,18}"
+_START = re.compile(rf"=== Glidein starting .*\(({_N})\) ===")
+_LAST_SCRIPT = re.compile(rf"=== Last script starting .*\(({_N})\) after validating for ({_N}) ===")
+_END = re.compile(rf"=== Glidein ending .*\(({_N})\) with code (-?{_N}) after ({_N}) ===")
+_SIGNAL = re.compile(rf"=== Glidein received signal (\w+) .*\(({_N})\) ===")
+_FAILURE_START = re.compile(rf"=== Validation failure .*\(({_N})\) ===")
 _FAILURE_END = "=== End validation failure ==="
 _FAILURE_FIELD = re.compile(r"(GLIDEIN_FAILED_SCRIPT|GLIDEIN_FAILURE_\w+) ?(.*)")
+_FAILURE_CODE = re.compile(f"-?{_N}")
 _PAYLOAD = re.compile(
     r"=== (?:Payload|Condor) (?:(\w+) )??(start|starting|started|end|ended|ending|finished)\b"
-    r"[^(]*\((\d+)\)"
+    rf"[^(]*\(({_N})\)"
 )
 _PAYLOAD_FAILED = re.compile(r"=== Payload (\w+) failed: (\w+): (.*) ===")
 _STATS_START = "=== Stats of main ==="
 _STATS_END = "=== End Stats of main ==="
-_TOTAL_JOBS = re.compile(r"\bTotal jobs (\d+)\b")
-_UTILIZATION = re.compile(r"\butilization (\d+(?:\.\d+)?)\b")
+_TOTAL_JOBS = re.compile(rf"\bTotal jobs ({_N})\b")
+_UTILIZATION = re.compile(r"\butilization ([0-9]+(?:\.[0-9]+)?)\b")  # float() takes any length
 _PAYLOAD_START_WORDS = frozenset({"start", "starting", "started"})
 
 
@@ -216,7 +220,7 @@ def _failure(scan: _Scan) -> ValidationFailure | None:
     return ValidationFailure(
         script=fields.get("GLIDEIN_FAILED_SCRIPT", "").strip(),
         category=FailureCategory.parse(fields.get("GLIDEIN_FAILURE_CATEGORY", "")),
-        code=int(code) if code.lstrip("-").isdigit() else None,
+        code=int(code) if _FAILURE_CODE.fullmatch(code) else None,
         detail=fields.get("GLIDEIN_FAILURE_DETAIL", "").strip(),
     )
 

@@ -75,4 +75,3 @@ class StaleAges:
 
     idle: float = 604800.0
     running: float = 2678400.0
-    unclaimed: float = 7200.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gwms_tasks.core.status import GlideinStatus, JobStatus, classify
 
@@ -31,6 +31,8 @@ class Glidein:
         hold_reason_code / hold_reason_subcode / hold_reason: set while held.
         num_system_holds: how many times the system held the job.
         submit_key: the idempotency key of the submit task that created the job.
+        status: the detailed status, classified from job_status and grid_job_status once, when
+            the glidein is made (every count and decision of a pass reads it, often many times).
     """
 
     job_id: str
@@ -48,10 +50,10 @@ class Glidein:
     hold_reason: str | None = None
     num_system_holds: int = 0
     submit_key: str | None = None
+    status: GlideinStatus = field(init=False, repr=False, compare=False)
 
-    @property
-    def status(self) -> GlideinStatus:
-        return classify(self.job_status, self.grid_job_status)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", classify(self.job_status, self.grid_job_status))
 
     def age(self, now: float) -> float:
         """Seconds in the current JobStatus, by the backend's clock when it gave one."""
@@ -85,9 +87,9 @@ class StatusCounts:
     def of(cls, glideins: Iterable[Glidein]) -> StatusCounts:
         tally = dict.fromkeys(_FIELDS.values(), 0)
         for glidein in glideins:
-            field = _FIELDS.get(glidein.status)
-            if field is not None:
-                tally[field] += 1
+            name = _FIELDS.get(glidein.status)
+            if name is not None:
+                tally[name] += 1
         return cls(**tally)
 
     def to_dict(self) -> dict[str, int]:

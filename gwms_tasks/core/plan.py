@@ -3,8 +3,8 @@
 :func:`plan_entry` takes the entry's queue snapshot and the validated demands addressed to it and
 returns an :class:`EntryPlan`. For each demand, in the order given, it decides how many glideins
 to submit and, only when that is none, which excess glideins to remove; then it sweeps the whole
-queue for stale and held glideins. The plan also carries what the advertise step publishes: the
-per-client views and the triggered limits.
+queue for stale and held glideins. (What the advertise step publishes, the per-client numbers and
+the triggered limits, it reads from the stored decisions: gwms_tasks/services/advertise.py.)
 
 Deliberate differences from the reference:
 
@@ -23,8 +23,10 @@ Deliberate differences from the reference:
   for excess removal, with its own per-cycle caps.
 * **Removal when the frontend held limit blocks.** The reference only sweeps in that case; here
   the demand is treated like any other that submits nothing, so excess removal still runs.
-* **Triggered limits are fresh.** They are computed from this cycle's counts (after its
-  submissions) every time, never remembered from an earlier cycle.
+
+Every glidein is grouped and counted once per pass (its status is classified once, when the
+:class:`~gwms_tasks.core.model.Glidein` is made): the per-demand counts and the entry totals at
+cycle start are the running totals' starting values.
 """
 
 from __future__ import annotations
@@ -75,27 +77,6 @@ class DemandPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientView:
-    """What the ``glidefactoryclient`` ad of one client on this entry reports (§1.3).
-
-    Attributes:
-        client: ClientName.
-        counts: all the client's glideins on the entry (every class and credential), cycle start.
-        requested_idle / adjusted_idle / requested_max: summed over the client's demands.
-        submitted: glideins submitted for the client this cycle.
-        removing: glideins of the client chosen for excess removal this cycle.
-    """
-
-    client: str
-    counts: StatusCounts
-    requested_idle: int
-    adjusted_idle: int
-    requested_max: int
-    submitted: int
-    removing: int
-
-
-@dataclass(frozen=True, slots=True)
 class EntryPlan:
     """Every decision of one entry for one cycle.
 
@@ -104,8 +85,6 @@ class EntryPlan:
         limits: the entry's limits.
         entry_counts: every glidein of the entry at cycle start.
         final_entry_counts: the same after this cycle's submissions.
-        final_frontend_counts: by ``frontend:security_class``, after this cycle's submissions.
-        client_counts: by ClientName, at cycle start (clients without a demand included).
         demands: the per-demand decisions, in the order decided.
         sanitize: the stale/held sweep of the whole entry.
     """
@@ -114,8 +93,6 @@ class EntryPlan:
     limits: EntryLimits
     entry_counts: StatusCounts
     final_entry_counts: StatusCounts
-    final_frontend_counts: Mapping[str, StatusCounts]
-    client_counts: Mapping[str, StatusCounts]
     demands: tuple[DemandPlan, ...]
     sanitize: SanitizeDecision
 
@@ -123,46 +100,6 @@ class EntryPlan:
     def submitted(self) -> int:
         """Glideins submitted on the entry this cycle."""
         return sum(plan.submit.count for plan in self.demands)
-
-    @property
-    def excess_removals(self) -> tuple[str, ...]:
-        """Job ids chosen for excess removal, in demand order."""
-        return tuple(
-            job_id for plan in self.demands if plan.removal for job_id in plan.removal.job_ids
-        )
-
-    @property
-    def triggered_limits(self) -> dict[str, str]:
-        """The limits reached, keyed by the §1.3 suffixes, valued ``"count=N, limit=M"``.
-
-        Counted after this cycle's submissions, so a limit that capped a submission is reported.
-        """
-        flags: dict[str, str] = {}
-        entry, per_entry = self.final_entry_counts, self.limits.per_entry
-        _flag(flags, "IdleGlideinsPerEntry", entry.idle, per_entry.max_idle)
-        _flag(flags, "HeldGlideinsPerEntry", entry.held, per_entry.max_held)
-        _flag(flags, "TotalGlideinsPerEntry", entry.idle + entry.running, per_entry.max_glideins)
-        for key in sorted(self.final_frontend_counts):
-            counts, bounds = self.final_frontend_counts[key], self.limits.for_frontend(key)
-            _flag(flags, f"IdlePerClass_{key}", counts.idle, bounds.max_idle)
-            _flag(flags, f"TotalPerClass_{key}", counts.idle + counts.running, bounds.max_glideins)
-        return flags
-
-    def client_views(self) -> dict[str, ClientView]:
-        """One view per client with a demand this cycle, keyed by ClientName."""
-        by_client = _group(self.demands, lambda plan: plan.demand.client)
-        return {
-            client: ClientView(
-                client=client,
-                counts=self.client_counts.get(client, StatusCounts()),
-                requested_idle=sum(plan.demand.req_idle for plan in plans),
-                adjusted_idle=sum(plan.submit.adjusted_idle for plan in plans),
-                requested_max=sum(plan.demand.req_max for plan in plans),
-                submitted=sum(plan.submit.count for plan in plans),
-                removing=sum(len(plan.removal.job_ids) for plan in plans if plan.removal),
-            )
-            for client, plans in by_client.items()
-        }
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict of the whole plan."""
@@ -173,7 +110,6 @@ class EntryPlan:
             "submitted": self.submitted,
             "demands": [plan.to_dict() for plan in self.demands],
             "sanitize": self.sanitize.to_dict(),
-            "triggered_limits": self.triggered_limits,
         }
 
 
@@ -206,9 +142,10 @@ def plan_entry(
     """
     _check_unique(demands)
     by_credential = _group(glideins, _credential_key)
-    totals = _RunningTotals(glideins)
+    totals = _RunningTotals(glideins, by_credential)
+    start = _Start(totals.entry, dict(totals.credentials))
     planned = {
-        d.work_key: _plan_demand(d, totals, by_credential, limits, entry_down)
+        d.work_key: _plan_demand(d, totals, start, by_credential, limits, entry_down)
         for d in serve_order(demands, totals.frontends)
     }
     plans = [planned[d.work_key] for d in demands]
@@ -216,13 +153,8 @@ def plan_entry(
     return EntryPlan(
         entry_down=entry_down,
         limits=limits,
-        entry_counts=StatusCounts.of(glideins),
+        entry_counts=start.entry,
         final_entry_counts=totals.entry,
-        final_frontend_counts=dict(totals.frontends),
-        client_counts={
-            client: StatusCounts.of(members)
-            for client, members in _group(glideins, lambda g: g.client).items()
-        },
         demands=tuple(plans),
         sanitize=decide_sanitize(glideins, stale_ages, held_policy, limits, now, removed),
     )
@@ -243,17 +175,22 @@ def serve_order(
     )
 
 
+_CredentialKey = tuple[str, str, str]
+
+
 class _RunningTotals:
     """Counts of the entry, its frontends and credentials, plus this cycle's submissions."""
 
-    def __init__(self, glideins: Sequence[Glidein]) -> None:
-        self.entry = StatusCounts.of(glideins)
+    def __init__(
+        self, glideins: Sequence[Glidein], by_credential: Mapping[_CredentialKey, list[Glidein]]
+    ) -> None:
         self.frontends: defaultdict[str, StatusCounts] = defaultdict(StatusCounts)
         self.frontends.update(_count_by(glideins, lambda g: g.frontend))
-        self.credentials: defaultdict[tuple[str, str, str], StatusCounts] = defaultdict(
-            StatusCounts
-        )
-        self.credentials.update(_count_by(glideins, _credential_key))
+        self.entry = StatusCounts()  # each glidein has one frontend: the sum of its frontends
+        for counts in self.frontends.values():
+            self.entry = self.entry.plus(counts)
+        self.credentials: defaultdict[_CredentialKey, StatusCounts] = defaultdict(StatusCounts)
+        self.credentials.update((k, StatusCounts.of(g)) for k, g in by_credential.items())
 
     def add_submitted(self, demand: Demand, count: int) -> None:
         """New glideins are idle, not yet submitted to the site, under the demand's tags."""
@@ -264,18 +201,28 @@ class _RunningTotals:
         self.credentials[key] = self.credentials[key].plus(new)
 
 
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """The running totals as they were at cycle start, before any submission was added."""
+
+    entry: StatusCounts
+    credentials: Mapping[_CredentialKey, StatusCounts]
+
+
 def _plan_demand(
     demand: Demand,
     totals: _RunningTotals,
-    by_credential: Mapping[tuple[str, str, str], list[Glidein]],
+    start: _Start,
+    by_credential: Mapping[_CredentialKey, list[Glidein]],
     limits: EntryLimits,
     entry_down: DownReason | None,
 ) -> DemandPlan:
-    mine = by_credential.get(demand.credential_key, [])
+    key = demand.credential_key
+    mine = by_credential.get(key, [])
     frontend = totals.frontends[demand.frontend_key]
     submit = decide_submit(
         demand,
-        totals.credentials[demand.credential_key],
+        totals.credentials[key],
         frontend,
         totals.entry,
         limits,
@@ -286,7 +233,7 @@ def _plan_demand(
         totals.add_submitted(demand, submit.count)
     else:
         removal = decide_removal(demand, mine, frontend, limits)
-    return DemandPlan(demand, StatusCounts.of(mine), submit, removal)
+    return DemandPlan(demand, start.credentials.get(key, StatusCounts()), submit, removal)
 
 
 def _check_unique(demands: Sequence[Demand]) -> None:
@@ -297,7 +244,7 @@ def _check_unique(demands: Sequence[Demand]) -> None:
         seen.add(demand.work_key)
 
 
-def _credential_key(glidein: Glidein) -> tuple[str, str, str]:
+def _credential_key(glidein: Glidein) -> _CredentialKey:
     return (glidein.client, glidein.security_class, glidein.credential_id)
 
 
@@ -312,8 +259,3 @@ def _count_by(
     glideins: Sequence[Glidein], key: Callable[[Glidein], _Key]
 ) -> dict[_Key, StatusCounts]:
     return {k: StatusCounts.of(members) for k, members in _group(glideins, key).items()}
-
-
-def _flag(flags: dict[str, str], name: str, count: int, limit: int) -> None:
-    if count >= limit:
-        flags[name] = f"count={count}, limit={limit}"

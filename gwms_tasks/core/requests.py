@@ -2,7 +2,8 @@
 
 The checks follow the reference §2.3, §2.4, §3.2 and §7.1, in this order:
 
-1. the ad's Name, ClientName and ReqName are safe and address this entry of this factory;
+1. the ad's ClientName and ReqName are safe and address this entry of this factory, and its Name
+   is ``<credential id>_<ReqName>@<ClientName>`` (the Name every later ad is derived from);
 2. protocol v2 requests (``x509_proxy_0``) are refused;
 3. the symmetric key decrypts with one of the factory's current keys;
 4. the decrypted ``ReqEncIdentity`` equals the identity the transport authenticated, and that
@@ -18,7 +19,6 @@ can read. Secrets (token contents) stay in :attr:`Request.secrets`, which is not
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,7 +31,8 @@ from gwms_tasks.core.ad_trust import (
     frontend_for,
     open_key,
 )
-from gwms_tasks.core.ads import RawRequest, split_req_name
+from gwms_tasks.core.ads import RawRequest, client_ad_name, split_req_name
+from gwms_tasks.core.ads_schema import name_part
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.core.config_entry import EntryConfig, WhitelistVerdict
 from gwms_tasks.core.credentials import (
@@ -44,7 +45,6 @@ from gwms_tasks.core.decisions import Demand, DownReason, RemoveExcess
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.errors import GwmsError
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9._@-]+$")
 WEB_KEYS = (
     "URL", "SignType", "DescriptFile", "DescriptSign",
     "GroupURL", "GroupDescriptFile", "GroupDescriptSign",
@@ -164,16 +164,14 @@ def _validate(raw: RawRequest, identity: str | None, ctx: ValidationContext) -> 
 
 
 def _check_names(raw: RawRequest, ctx: ValidationContext) -> EntryConfig:
-    for label, value in (
-        ("Name", raw.name),
-        ("ClientName", raw.client_name),
-        ("ReqName", raw.req_name),
-    ):
-        if not isinstance(value, str) or not SAFE_NAME.match(value):
+    name, client, req_name = raw.name, raw.client_name, raw.req_name
+    for label, value in (("Name", name), ("ClientName", client), ("ReqName", req_name)):
+        if not isinstance(value, str):
             raise _Reject(RejectReason.UNSAFE_NAME, f"{label} {value!r} is missing or unsafe")
-    assert isinstance(raw.req_name, str)
+    assert isinstance(name, str) and isinstance(client, str) and isinstance(req_name, str)
     try:
-        entry, glidein, factory = split_req_name(raw.req_name)
+        entry, glidein, factory = split_req_name(req_name)
+        suffix = "_" + client_ad_name(req_name, client)
     except GwmsError as exc:
         raise _Reject(RejectReason.UNSAFE_NAME, str(exc)) from exc
     fac = ctx.config.factory
@@ -185,9 +183,20 @@ def _check_names(raw: RawRequest, ctx: ValidationContext) -> EntryConfig:
     entry_cfg = ctx.config.entries.get(entry)
     if entry_cfg is None or not entry_cfg.enabled:
         raise _Reject(RejectReason.WRONG_FACTORY, f"entry {entry} is not served by this factory")
+    _check_work_key(name, suffix)
     if "x509_proxy_0" in raw.enc_params:
         raise _Reject(RejectReason.V2_PROTOCOL, "protocol v2 requests (x509_proxy_0) are refused")
     return entry_cfg
+
+
+def _check_work_key(name: str, suffix: str) -> None:
+    """The Name must be ``<credential id>_<ReqName>@<ClientName>``, as the frontend writes it."""
+    if not name.endswith(suffix):
+        raise _Reject(RejectReason.UNSAFE_NAME, f"Name {name!r} is not <credential id>{suffix}")
+    try:
+        name_part("credential id of Name", name.removesuffix(suffix))
+    except GwmsError as exc:
+        raise _Reject(RejectReason.UNSAFE_NAME, str(exc)) from exc
 
 
 def _decrypt(raw: RawRequest, identity: str | None, ctx: ValidationContext) -> dict[str, str]:

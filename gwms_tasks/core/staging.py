@@ -22,6 +22,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gwms_tasks.core.lifetime import (
+    DEFAULT_GRACEFUL_SHUTDOWN,
+    DEFAULT_JOB_MAX_TIME,
+    DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_TAIL,
+    DEFAULT_RETIRE_TIME,
+    DEFAULT_SPREAD_PERCENT,
+)
 from gwms_tasks.errors import ConfigError, PermanentError
 
 CONSTS_FILE_KEY = "CONSTS_FILE"
@@ -100,6 +108,7 @@ class CondorVar:
         return f"{self.name} \t{' '.join(columns)}\n"
 
 
+_DEFAULT_SPREAD = DEFAULT_RETIRE_TIME * DEFAULT_SPREAD_PERCENT // 100
 DEFAULT_CONDOR_VARS: tuple[CondorVar, ...] = (
     *(
         CondorVar(name, required=True)
@@ -110,12 +119,12 @@ DEFAULT_CONDOR_VARS: tuple[CondorVar, ...] = (
     CondorVar("GLIDEIN_Site"),
     CondorVar("GLIDEIN_Collector", condor_name="HEAD_NODES", required=True, export_to_condor=False),
     CondorVar("GLIDEIN_Max_Walltime", VarType.INTEGER),
-    CondorVar("GLIDEIN_Retire_Time", VarType.INTEGER, "21600"),
-    CondorVar("GLIDEIN_Retire_Time_Spread", VarType.INTEGER, "2160"),
-    CondorVar("GLIDEIN_Job_Max_Time", VarType.INTEGER, "129600"),
-    CondorVar("GLIDEIN_Graceful_Shutdown", VarType.INTEGER, "120"),
-    CondorVar("GLIDEIN_Max_Idle", VarType.INTEGER, "1200"),
-    CondorVar("GLIDEIN_Max_Tail", VarType.INTEGER, "400"),
+    CondorVar("GLIDEIN_Retire_Time", VarType.INTEGER, str(DEFAULT_RETIRE_TIME)),
+    CondorVar("GLIDEIN_Retire_Time_Spread", VarType.INTEGER, str(_DEFAULT_SPREAD)),
+    CondorVar("GLIDEIN_Job_Max_Time", VarType.INTEGER, str(DEFAULT_JOB_MAX_TIME)),
+    CondorVar("GLIDEIN_Graceful_Shutdown", VarType.INTEGER, str(DEFAULT_GRACEFUL_SHUTDOWN)),
+    CondorVar("GLIDEIN_Max_Idle", VarType.INTEGER, str(DEFAULT_MAX_IDLE)),
+    CondorVar("GLIDEIN_Max_Tail", VarType.INTEGER, str(DEFAULT_MAX_TAIL)),
 )
 
 

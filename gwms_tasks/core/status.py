@@ -82,17 +82,16 @@ def classify(job_status: int, grid_job_status: str | None) -> GlideinStatus:
     Returns:
         The detailed status. Unknown JobStatus values raise ValueError.
     """
-    status = JobStatus(job_status)
-    grid = grid_job_status.upper() if grid_job_status else None
+    status = job_status if type(job_status) is JobStatus else JobStatus(job_status)
     if status is JobStatus.IDLE:
-        if grid is None:
+        if not grid_job_status:
             return GlideinStatus.WAIT
-        return _IDLE_BY_GRID.get(grid, GlideinStatus.IDLE_OTHER)
+        return _IDLE_BY_GRID.get(grid_job_status.upper(), GlideinStatus.IDLE_OTHER)
     if status is JobStatus.RUNNING:
-        if grid is None:
+        if not grid_job_status:
             return GlideinStatus.RUNNING
-        return _RUNNING_BY_GRID.get(grid, GlideinStatus.IDLE_OTHER)
-    return GlideinStatus(status.value)
+        return _RUNNING_BY_GRID.get(grid_job_status.upper(), GlideinStatus.IDLE_OTHER)
+    return _OTHER_BY_JOB_STATUS[status]
 
 
 _IDLE_BY_GRID = {g: GlideinStatus.PENDING for g in _PENDING} | {
@@ -100,4 +99,9 @@ _IDLE_BY_GRID = {g: GlideinStatus.PENDING for g in _PENDING} | {
 }
 _RUNNING_BY_GRID = {g: GlideinStatus.RUNNING for g in _RUNNING} | {
     g: GlideinStatus.STAGE_OUT for g in _STAGE_OUT
+}
+_OTHER_BY_JOB_STATUS = {
+    status: GlideinStatus(status.value)
+    for status in JobStatus
+    if status not in (JobStatus.IDLE, JobStatus.RUNNING)
 }

@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import classad2
-from pydantic_core import PydanticCustomError
 
-from gwms_tasks.core import config_grid
 from gwms_tasks.core.config_grid import GridKind as GridType
 from gwms_tasks.core.escaping import SlotsLayout
 from gwms_tasks.errors import ConfigError, PermanentError
@@ -32,9 +30,9 @@ from gwms_tasks.ports import GlideinTags, Submission
 HALF_DAY = 12 * 60 * 60
 """Grace added to GlideinMaxWalltime before a running glidein is removed (§4.1)."""
 
-_NAME = re.compile(r"^[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]*$")
-_PATH = re.compile(r"^[A-Za-z0-9._/@+=:~%-]+$")
-_ATTR_NAME = re.compile(r"^\+?[A-Za-z_][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]*")
+_PATH = re.compile(r"[A-Za-z0-9._/@+=:~%-]+")
+_ATTR_NAME = re.compile(r"\+?[A-Za-z_][A-Za-z0-9_.]*")
 _UNSAFE_RAW = re.compile(r"[\n\r\x00$]")
 _MULTILINE = re.compile(r"[\n\r\x00]")
 _SOURCE = "entry submit settings"
@@ -137,7 +135,7 @@ def _value_problems(s: EntrySubmitSettings) -> list[str]:
     problems = [
         f"{name}: expected a path of [A-Za-z0-9._/@+=:~%-], got {getattr(s, name)!r}"
         for name in ("executable", "log_base_dir")
-        if not _PATH.match(getattr(s, name))
+        if not _PATH.fullmatch(getattr(s, name))
     ]
     for name in ("gatekeeper", "web_url", "startup_dir", "rsl", "proxy_url", "bosco_dir"):
         value = getattr(s, name)
@@ -155,7 +153,7 @@ def _grid_problems(s: EntrySubmitSettings) -> list[str]:
         return [f"grid_type: {s.grid_type} (VM entries) is not supported by this factory"]
     if (s.grid_type is GridType.BATCH) != (s.batch_lrms is not None):
         return ["batch_lrms: required for grid_type batch and only for it"]
-    if s.batch_lrms is not None and not _NAME.match(s.batch_lrms):
+    if s.batch_lrms is not None and not _NAME.fullmatch(s.batch_lrms):
         return [f"batch_lrms: expected a batch system name, got {s.batch_lrms!r}"]
     if s.rsl is not None and s.grid_type not in _RSL_COMMAND:
         return [f"rsl: only nordugrid and cream entries use an rsl, not {s.grid_type}"]
@@ -166,27 +164,11 @@ def _attr_problems(s: EntrySubmitSettings) -> list[str]:
     problems = []
     for attr in s.submit_attrs:
         bare = attr.name.lower().removeprefix("+").removeprefix("my.")
-        if not _ATTR_NAME.match(attr.name) or _MULTILINE.search(attr.value):
+        if not _ATTR_NAME.fullmatch(attr.name) or _MULTILINE.search(attr.value):
             problems.append(f"submit_attrs.{attr.name}: expected a name and a one-line value")
         elif bare in _RESERVED:
             problems.append(f"submit_attrs.{attr.name}: set by the factory, cannot be overridden")
     return problems
-
-
-def parse_grid_type(text: str) -> tuple[GridType, str | None]:
-    """Split a glideinWMS grid type (``"condor"``, ``"batch slurm"``) into type and batch system.
-
-    The config's parser (gwms_tasks.core.config_grid) decides what is valid; this only turns its
-    refusal into a ConfigError for settings built outside a config file.
-
-    Raises:
-        ConfigError: an unknown or obsolete (gt2, gt5) type, or ``batch`` without a system.
-    """
-    try:
-        parsed = config_grid.parse_grid_type(text)
-    except PydanticCustomError as exc:
-        raise ConfigError(_SOURCE, [f"grid_type: {exc.message()}, got {text!r}"]) from None
-    return parsed.kind, parsed.lrms
 
 
 def literal(value: str, what: str) -> str:
@@ -264,14 +246,14 @@ def client_log_dir(settings: EntrySubmitSettings, tags: GlideinTags) -> str:
 
 
 def _require_name(what: str, name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise PermanentError(f"{what} {name!r} is not usable in a file name")
     return name
 
 
 def _env_path(environment: Mapping[str, str], name: SubmitEnv) -> str | None:
     value = environment.get(name.value)
-    if value and not _PATH.match(value):
+    if value and not _PATH.fullmatch(value):
         raise PermanentError(f"{name.value} {value!r} is not an acceptable file path")
     return value or None
 

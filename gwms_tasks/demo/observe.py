@@ -16,14 +16,17 @@ from typing import Any
 
 import redis
 
-from gwms_tasks.adapters.redis_completed import RedisCompletedGlideins
+from gwms_tasks.adapters.redis_completed import RedisCompletedGlideins, RedisCounters
 from gwms_tasks.adapters.redis_dashboard import RedisDashboard
 from gwms_tasks.adapters.redis_state import RedisEntryState
+from gwms_tasks.config_file import read_config
 from gwms_tasks.core.ads import AdType
 from gwms_tasks.demo.setup import CLIENT, FACTORY, FRONTEND, GLIDEIN, GROUP, SITES, DemoLayout
 from gwms_tasks.demo.vo import DONE_KEY
 from gwms_tasks.frontend.state import RedisExplanationStore
 from gwms_tasks.keys import Keys
+from gwms_tasks.ports import CompletedGlideins, EntryState
+from gwms_tasks.services.monitoring_decisions import decision_view, is_current
 
 _COUNTS = ("Idle", "Running", "Held")
 
@@ -56,6 +59,8 @@ class Observer:
     mismatches: list[str] = field(default_factory=list)
     _ads: dict[str, dict[int, tuple[int, int, int]]] = field(default_factory=dict)
     _last_cycle: int = -1
+    _monitor_passes: dict[str, float] = field(default_factory=dict)
+    _passes_at_drain: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         keys = Keys()
@@ -64,8 +69,10 @@ class Observer:
         self._vo = redis.Redis.from_url(self.layout.vo_broker_url)
         self._entries = RedisEntryState(state, keys)
         self._completed = RedisCompletedGlideins(state, keys)
+        self._counters = RedisCounters(state, keys)
         self._dashboard = RedisDashboard(dashboard, keys, "demo_observer")
         self._explanations = RedisExplanationStore(dashboard, keys, FRONTEND)
+        self._loop_delay = read_config(self.layout.factory_config).factory.loop_delay
 
     @property
     def live_glideins(self) -> int:
@@ -76,35 +83,37 @@ class Observer:
         return not self.mismatches
 
     def sample(self) -> None:
-        self.rows = [self._row(entry) for entry in SITES]
+        now = time.time()
+        self.rows = [
+            client_row(self._entries, self._completed, entry, now, self._loop_delay)
+            for entry in SITES
+        ]
         self.max_live = max(self.max_live, self.live_glideins)
         self.jobs_done = int(self._vo.scard(DONE_KEY))
         self.jobs_waiting = int(self._vo.llen("vo_jobs"))
+        self._monitor_passes = {
+            entry: self._counters.read(entry).get("cycles:monitor", 0.0) for entry in SITES
+        }
         self._record_ads()
         self._compare_frontend()
 
     def finished(self) -> bool:
-        """Every job done and no glidein idle or running (held ones: the factory removes them)."""
-        drained = all(row.idle == 0 and row.running == 0 for row in self.rows)
-        return self.jobs_done >= self.jobs and drained and self.max_live > 0
+        """Every job done, no glidein idle or running (held ones: the factory removes them), and
+        the monitor has recorded the glideins that ended.
 
-    def _row(self, entry: str) -> Row:
-        row = Row(entry)
-        snapshot = self._entries.get_snapshot(entry)
-        if snapshot is not None:
-            counts = snapshot.counts.get(f"client:{CLIENT}", {})
-            row.idle = int(counts.get("idle", 0))
-            row.running = int(counts.get("running", 0))
-            row.held = int(counts.get("held", 0))
-        for decision in self._entries.decisions(entry).values():
-            if decision.get("client") == CLIENT:
-                row.requested += _requested_idle(decision)
-        stats = self._completed.totals(entry).get("entry")
-        if stats is not None:
-            row.completed = stats.completed
-            row.ok = stats.ok
-            row.failed_validation = stats.failed_validation
-        return row
+        A find-work pass may store the empty snapshot before the monitor has parsed the ended
+        glideins, so the demo waits for two monitor passes of every entry after the drain (the
+        second one surely started after it and records everything that ended before).
+        """
+        drained = all(row.idle == 0 and row.running == 0 for row in self.rows)
+        if not (self.jobs_done >= self.jobs and drained and self.max_live > 0):
+            self._passes_at_drain = None
+            return False
+        if self._passes_at_drain is None:
+            self._passes_at_drain = dict(self._monitor_passes)
+        return all(
+            self._monitor_passes[entry] >= self._passes_at_drain[entry] + 2 for entry in SITES
+        )
 
     def _record_ads(self) -> None:
         for ad in self._dashboard.query(AdType.GLIDEFACTORY_CLIENT):
@@ -146,12 +155,30 @@ class Observer:
                 )
 
 
-def _requested_idle(decision: dict[str, Any]) -> int:
-    submit = decision.get("submit")
-    if isinstance(submit, dict):
-        value = submit.get("requested_idle", submit.get("requested", 0))
-        return int(value) if isinstance(value, int | float) else 0
-    return 0
+def client_row(
+    entries: EntryState, completed: CompletedGlideins, entry: str, now: float, loop_delay: float
+) -> Row:
+    """The demo client's line of one entry: its glideins, the idle glideins its current
+    requests ask for (as the factory's pages count them), the entry's ended glideins."""
+    row = Row(entry)
+    snapshot = entries.get_snapshot(entry)
+    if snapshot is not None:
+        counts = snapshot.counts.get(f"client:{CLIENT}", {})
+        row.idle = int(counts.get("idle", 0))
+        row.running = int(counts.get("running", 0))
+        row.held = int(counts.get("held", 0))
+    views = [
+        decision_view(key, raw)
+        for key, raw in entries.decisions(entry).items()
+        if is_current(raw, now, loop_delay)
+    ]
+    row.requested = sum(view.requested_idle for view in views if view.client == CLIENT)
+    stats = completed.totals(entry).get("entry")
+    if stats is not None:
+        row.completed = stats.completed
+        row.ok = stats.ok
+        row.failed_validation = stats.failed_validation
+    return row
 
 
 def render_table(observer: Observer, clear: bool) -> str:

@@ -63,9 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     layout = make_layout(args.dir.resolve(), args.idle_timeout)
     supervisor = Supervisor(layout.logs, env={"PYTHONPATH": str(REPO)})
     server: RedisServer | None = None
+    vo_server: RedisServer | None = None
     try:
-        server = start_redis(directory=layout.base / "redis", persist_acl=True)
-        layout = _with_redis_port(layout, server.port)
+        server = start_redis(
+            directory=layout.base / "redis", persist_acl=True, password=layout.redis_password
+        )
+        vo_server = start_redis(directory=layout.base / "vo_redis")
+        layout = replace(layout, redis_port=server.port, vo_redis_port=vo_server.port)
         _configure(layout)
         _start(supervisor, layout)
         _wait_ready(supervisor, layout)
@@ -91,13 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         supervisor.stop_all()
-        if server is not None:
-            server.stop()
+        for redis_server in (server, vo_server):
+            if redis_server is not None:
+                redis_server.stop()
         print(f"Stopped. Logs: {layout.logs}")
-
-
-def _with_redis_port(layout: DemoLayout, port: int) -> DemoLayout:
-    return replace(layout, redis_port=port)
 
 
 def _configure(layout: DemoLayout) -> None:
@@ -161,7 +162,10 @@ def _announce(layout: DemoLayout) -> None:
     print("gwms-tasks demo: a factory, a frontend and two local sites on this machine")
     print(f"  monitoring pages  {layout.monitoring_url}")
     print(f"  Flower (tasks)    {layout.flower_url}")
-    print(f"  Redis             redis://127.0.0.1:{layout.redis_port} (AOF in {layout.base})")
+    print(
+        f"  Redis             redis://127.0.0.1:{layout.redis_port} (AOF in {layout.base}; "
+        "its password is in the configs)"
+    )
     print(f"  configs           {layout.factory_config}  {layout.frontend_config}")
     print(f"  logs              {layout.logs}")
     print(f"  demo user         {layout.username} (its worker submits the glideins)")

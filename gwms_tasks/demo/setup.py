@@ -10,12 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import yaml
 
@@ -47,9 +49,13 @@ class DemoLayout:
     flower_port: int
     username: str
     idle_timeout: int
+    redis_password: str = ""
+    vo_redis_port: int = 0
 
     def db(self, number: int) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/{number}"
+        """The URL of database ``number`` as the ``default`` user (with its password, if any)."""
+        credentials = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{credentials}127.0.0.1:{self.redis_port}/{number}"
 
     @property
     def state_url(self) -> str:
@@ -69,7 +75,12 @@ class DemoLayout:
 
     @property
     def vo_broker_url(self) -> str:
-        return self.db(5)
+        """The VO's own broker: a Redis of its own, not the factory's.
+
+        Its URL goes to the pilots as a glidein parameter (visible on their command line), so
+        it must not open the factory's Redis; a real VO would give pilots a queue-only account.
+        """
+        return f"redis://127.0.0.1:{self.vo_redis_port}/0"
 
     @property
     def factory_config(self) -> Path:
@@ -116,7 +127,7 @@ def demo_user() -> str:
 
 
 def make_layout(base: Path, idle_timeout: int) -> DemoLayout:
-    """A fresh demo directory (any previous run's is removed) and free ports."""
+    """A fresh demo directory (any previous run's is removed), free ports, a Redis password."""
     if base.exists():
         shutil.rmtree(base)
     base.mkdir(parents=True)
@@ -129,6 +140,8 @@ def make_layout(base: Path, idle_timeout: int) -> DemoLayout:
         flower_port=free_port(),
         username=demo_user(),
         idle_timeout=idle_timeout,
+        # Without it any local process could write the dashboard under a frontend's name.
+        redis_password=secrets.token_urlsafe(24),
     )
     layout.logs.mkdir()
     layout.frontend_stage.mkdir()

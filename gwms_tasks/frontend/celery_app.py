@@ -24,15 +24,17 @@ from typing import Any, Final
 
 from celery import Celery, Task
 
+from gwms_tasks.celery_app import CeleryTimings, message_settings, worker_settings
 from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.frontend.core_config import FrontendConfig
 from gwms_tasks.frontend.cycle import run_cycle
 from gwms_tasks.frontend.deps import FrontendDeps, build_deps
 from gwms_tasks.frontend.files import read_frontend_config
+from gwms_tasks.schedule import EXPIRES_FRACTION
+from gwms_tasks.worker_start import worker_argv as factory_worker_argv
 
 CYCLE_TASK: Final = "gwms.frontend.cycle"
 APP_NAME: Final = "gwms_frontend"
-EXPIRES_FRACTION: Final = 0.9
 BEAT_SCHEDULER: Final = "celery.beat:Scheduler"
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,6 @@ class FrontendRuntime:
         return self.deps
 
 
-def task_time_limit(loop_delay: float) -> float:
-    """A cycle running longer than five loops (and 10 minutes) is broken: it is killed."""
-    return max(600.0, 5 * loop_delay)
-
-
 def beat_schedule(config: FrontendConfig) -> dict[str, dict[str, Any]]:
     """One schedule item per enabled group: ``frontend_cycle:<group>`` every loop."""
     period = config.frontend.loop_delay
@@ -73,34 +70,19 @@ def beat_schedule(config: FrontendConfig) -> dict[str, dict[str, Any]]:
 
 
 def frontend_settings(config: FrontendConfig) -> dict[str, object]:
-    """Every Celery setting of the frontend app (see the module docstring)."""
-    time_limit = task_time_limit(config.frontend.loop_delay)
+    """Every Celery setting of the frontend app (see the module docstring).
+
+    Messages and workers are set up as the factory's (timings from ``loop_delay`` alike); only
+    the queue, the routes and the in-memory beat differ.
+    """
+    timings = CeleryTimings.for_loop_delay(config.frontend.loop_delay)
+    routes = {CYCLE_TASK: {"queue": config.queue}}
     return {
-        "broker_url": config.celery.broker_url,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": int(max(3600.0, 2 * time_limit))},
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "event_serializer": "json",
-        "accept_content": ["json"],
-        "result_accept_content": ["json"],
-        "task_ignore_result": True,
-        "result_backend": None,
-        "result_expires": None,
-        "task_default_queue": config.queue,
-        "task_routes": {CYCLE_TASK: {"queue": config.queue}},
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
-        "task_time_limit": time_limit,
+        **message_settings(config.celery.broker_url, timings, config.queue, routes),
+        **worker_settings(timings),
         "beat_scheduler": BEAT_SCHEDULER,
         "beat_schedule": beat_schedule(config),
         "beat_max_loop_interval": min(config.frontend.loop_delay, 60.0),
-        "enable_utc": True,
-        "timezone": "UTC",
     }
 
 
@@ -141,10 +123,8 @@ def worker_argv(config: FrontendConfig, loglevel: str, concurrency: int, beat: b
     Raises:
         PermanentError: ``concurrency`` is below 1.
     """
-    if concurrency < 1:
-        raise PermanentError(f"worker concurrency must be at least 1, got {concurrency}")
-    argv = ["worker", "-Q", config.queue, "-n", f"frontend-{config.frontend.name}@%h"]
-    argv += ["-c", str(concurrency), "-l", loglevel]
+    hostname = f"frontend-{config.frontend.name}@%h"
+    argv = factory_worker_argv(config.queue, hostname, concurrency, loglevel)
     if beat:
         argv += ["-B", "--scheduler", BEAT_SCHEDULER]
     return argv

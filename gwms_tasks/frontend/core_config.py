@@ -27,7 +27,9 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
+from gwms_tasks.core.ads import global_ad_name
 from gwms_tasks.core.classad_text import AdExpr, AdFormatError, compile_constraint
+from gwms_tasks.core.config import DEFAULT_AD_LIFETIME
 from gwms_tasks.core.config_errors import translate
 from gwms_tasks.core.config_types import (
     AttrName,
@@ -50,10 +52,8 @@ from gwms_tasks.core.config_types import (
     problems,
 )
 from gwms_tasks.core.config_yaml import parse_yaml_mapping
+from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID
 from gwms_tasks.errors import ConfigError
-
-DEFAULT_AD_LIFETIME = 900
-"""Seconds the dashboard keeps a request that is not refreshed (the factory's default too)."""
 
 DashboardUser = Annotated[
     str,
@@ -64,7 +64,7 @@ DashboardUser = Annotated[
 
 CredentialId = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,200}$"),
+    StringConstraints(pattern=SAFE_CREDENTIAL_ID.pattern),
     Expect("a credential id of letters, digits, '.', '_' or '-'"),
 ]
 """Credential ids start request Names and name the factory's credential files."""
@@ -73,11 +73,6 @@ QueueName = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"),
     Expect("a queue name of letters, digits, '.', '_', ':' or '-'"),
-]
-KeyPrefix = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]+$"),
-    Expect("a key prefix of letters, digits, '.', '_' or '-'"),
 ]
 
 
@@ -134,7 +129,7 @@ class DashboardSection(Section):
     """
 
     url: RedisUrl
-    key_prefix: KeyPrefix = "gwms"
+    key_prefix: SafeName = "gwms"
     ad_lifetime: PosInt = DEFAULT_AD_LIFETIME
 
 
@@ -148,7 +143,7 @@ class TrustedFactory(Section):
     @property
     def global_name(self) -> str:
         """``glidein@factory``: the Name of its glidefactoryglobal ad."""
-        return f"{self.glidein_name}@{self.name}"
+        return global_ad_name(self.glidein_name, self.name)
 
 
 class CelerySection(Section):

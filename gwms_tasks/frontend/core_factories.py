@@ -26,8 +26,14 @@ from gwms_tasks.core.ads import (
     FactoryEntryAd,
     FactoryGlobalAd,
     client_ad_name,
+    global_ad_name,
 )
-from gwms_tasks.core.classad_text import AdFormatError, AdValue, compile_constraint
+from gwms_tasks.core.classad_text import (
+    AdFormatError,
+    AdValue,
+    compile_constraint,
+    string_literal,
+)
 from gwms_tasks.core.crypto import CryptoError, FactoryPublicKey
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.frontend.core_config import TrustedFactory
@@ -98,7 +104,7 @@ class FactoryView:
 
 def client_constraint(client_name: str) -> str:
     """The query constraint of this group's glidefactoryclient ads."""
-    return f'ReqClientName =?= "{client_name}"'
+    return f"ReqClientName =?= {string_literal(client_name)}"
 
 
 def read_factories(
@@ -127,7 +133,7 @@ def read_factories(
 
 
 def entry_global(entry: FactoryEntryAd) -> str:
-    return f"{entry.glidein_name}@{entry.factory_name}"
+    return global_ad_name(entry.glidein_name, entry.factory_name)
 
 
 def _trust(
@@ -178,13 +184,21 @@ def _instance(
     return TrustedInstance(factory, key)
 
 
+@dataclass(frozen=True, slots=True)
+class _ClientAd:
+    """A glidefactoryclient ad kept for the group: parsed once, with the attributes as read."""
+
+    parsed: FactoryClientAd
+    ad: AuthenticatedAd
+
+
 def _client_ads(
     ads: Sequence[AuthenticatedAd],
     by_global: Mapping[str, TrustedFactory],
     client_name: str,
     ignored: list[Ignored],
-) -> dict[str, AuthenticatedAd]:
-    kept: dict[str, AuthenticatedAd] = {}
+) -> dict[str, _ClientAd]:
+    kept: dict[str, _ClientAd] = {}
     for ad in ads:
         try:
             parsed = FactoryClientAd.from_attrs(ad.attrs)
@@ -194,9 +208,9 @@ def _client_ads(
             continue
         if parsed.client_name != client_name:
             continue
-        global_name = f"{parsed.glidein_name}@{parsed.factory_name}"
+        global_name = global_ad_name(parsed.glidein_name, parsed.factory_name)
         if _trust(ad, AdType.GLIDEFACTORY_CLIENT, global_name, by_global, ignored):
-            kept[parsed.name] = ad
+            kept[parsed.name] = _ClientAd(parsed, ad)
     return kept
 
 
@@ -226,17 +240,17 @@ def _offered(
     entry: FactoryEntryAd,
     ad: AuthenticatedAd,
     instance: TrustedInstance,
-    client: AuthenticatedAd | None,
+    client: _ClientAd | None,
 ) -> OfferedEntry:
     glideins = GlideinCounts()
     if client is not None:
-        monitor = FactoryClientAd.from_attrs(client.attrs).monitor
+        monitor = client.parsed.monitor
         glideins = GlideinCounts(
             idle=max(0, monitor.get("StatusIdle", 0)),
             running=max(0, monitor.get("StatusRunning", 0)),
             held=max(0, monitor.get("StatusHeld", 0)),
         )
-    client_attrs = dict(client.attrs) if client is not None else None
+    client_attrs = dict(client.ad.attrs) if client is not None else None
     return OfferedEntry(entry.name, entry, dict(ad.attrs), instance, client_attrs, glideins)
 
 

@@ -19,25 +19,17 @@ from typing import Any
 
 import classad2
 
-from gwms_tasks.core.classad_text import AdExpr, AdFormatError, AdValue
+from gwms_tasks.core.classad_text import (
+    CLASSAD_ERRORS,
+    AdFormatError,
+    AdValue,
+    is_true,
+    parse_expression,
+    to_classad,
+)
 from gwms_tasks.frontend.core_jobs import JobGroup
 
-_CLASSAD_ERRORS = (classad2.ClassAdException, ValueError, TypeError, SystemError)
-
-
-def to_classad(attrs: Mapping[str, AdValue]) -> Any:
-    """A classad2 ClassAd holding ``attrs`` (expressions as expressions, not strings).
-
-    Raises:
-        AdFormatError: a value classad2 cannot hold.
-    """
-    values: dict[str, object] = {}
-    for name, value in attrs.items():
-        values[name] = classad2.ExprTree(str(value)) if isinstance(value, AdExpr) else value
-    try:
-        return classad2.ClassAd(values)
-    except _CLASSAD_ERRORS as exc:
-        raise AdFormatError(f"attributes cannot be made into a ClassAd: {exc}") from exc
+__all__ = ["MatchExpr", "MatchResult", "split_jobs", "to_classad"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -58,21 +50,15 @@ class MatchExpr:
         Raises:
             AdFormatError: not one valid ClassAd expression.
         """
-        canonical = AdExpr(text)
-        return cls(text, classad2.ExprTree(str(canonical)))
+        return cls(text, parse_expression(text))
 
     def matches(self, job: Any, entry: Any) -> bool:
         """Whether a job may run at an entry; both are ClassAds from :func:`to_classad`."""
         scope = classad2.ClassAd({"job": job, "entry": entry})
         try:
-            result = self._tree.eval(scope=scope)
-        except _CLASSAD_ERRORS:
+            return is_true(self._tree.eval(scope=scope))
+        except CLASSAD_ERRORS:
             return False
-        if isinstance(result, classad2.Value) or result is None:
-            return False
-        if isinstance(result, bool):
-            return result
-        return isinstance(result, int | float) and result != 0
 
 
 @dataclass(frozen=True, slots=True)

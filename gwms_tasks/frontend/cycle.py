@@ -1,6 +1,6 @@
 """One cycle of a frontend group: read through the ports, decide (pure), publish, explain.
 
-1. write the group's staging area (unchanged content is left alone);
+1. the group's staging area (written once per process, see :meth:`FrontendDeps.staging`);
 2. read the credential files, the three factory ad types, the jobs and the last explanation;
 3. :func:`~gwms_tasks.frontend.core_cycle.decide_cycle`;
 4. advertise the glideclient, glideclientglobal and glideresource ads, then withdraw this
@@ -27,9 +27,8 @@ from gwms_tasks.frontend.core_cycle import CycleInput, CycleOutput, FactoryAds, 
 from gwms_tasks.frontend.core_explain import CycleExplanation
 from gwms_tasks.frontend.core_factories import client_constraint
 from gwms_tasks.frontend.core_jobs import JobSnapshot
-from gwms_tasks.frontend.core_staging import frontend_staging
 from gwms_tasks.frontend.deps import FrontendDeps
-from gwms_tasks.frontend.files import read_credentials, resolve, write_staging
+from gwms_tasks.frontend.files import read_credentials
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,7 @@ def run_cycle(deps: FrontendDeps, group: str) -> CycleReport:
     if group_config is None:
         raise PermanentError(f"no group {group!r} in the frontend config")
     now = deps.clock()
-    staging = frontend_staging(config.web.url, group, config.web.monitoring_url)
-    write_staging(resolve(config.web.stage_dir, deps.base_dir), staging)
+    staging = deps.staging(group)
     credentials, notes = read_credentials(group_config, deps.base_dir)
     client = GroupClient(
         frontend=config.frontend.name,

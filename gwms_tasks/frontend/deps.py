@@ -17,6 +17,8 @@ from gwms_tasks.core.crypto import SymKey
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.frontend.core_config import CelerySource, FrontendConfig
 from gwms_tasks.frontend.core_jobs import JobSource
+from gwms_tasks.frontend.core_staging import FrontendStaging, frontend_staging
+from gwms_tasks.frontend.files import resolve, write_staging
 from gwms_tasks.frontend.source_celery import CeleryQueueJobSource
 from gwms_tasks.frontend.source_schedd import ScheddJobSource, locate_schedd
 from gwms_tasks.frontend.state import ExplanationStore, RedisExplanationStore
@@ -47,6 +49,24 @@ class FrontendDeps:
     clock: Callable[[], float] = time.time
     new_sym: Callable[[], SymKey] = SymKey.generate
     closers: list[Callable[[], None]] = field(default_factory=list)
+    _staged: dict[str, FrontendStaging] = field(default_factory=dict, init=False, repr=False)
+
+    def staging(self, group: str) -> FrontendStaging:
+        """The staging area of ``group``, built and written to the stage dir once per process.
+
+        Its content follows from the config alone, which a process never changes, so later
+        cycles reuse it instead of building and re-reading the area every time.
+
+        Raises:
+            PermanentError: the stage dir cannot be written (the next call tries again).
+        """
+        staged = self._staged.get(group)
+        if staged is None:
+            web = self.config.web
+            staged = frontend_staging(web.url, group, web.monitoring_url)
+            write_staging(resolve(web.stage_dir, self.base_dir), staged)
+            self._staged[group] = staged
+        return staged
 
     def close(self) -> None:
         """Release connections (idempotent)."""

@@ -6,14 +6,14 @@ files, so read failures become the same clear errors (or notes) as bad content.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 
-from gwms_tasks.errors import ConfigError, PermanentError
+from gwms_tasks.config_file import read_config_text
+from gwms_tasks.errors import PermanentError
 from gwms_tasks.frontend.core_ads import CredentialFile
 from gwms_tasks.frontend.core_config import FrontendConfig, GroupConfig, load_frontend_config
 from gwms_tasks.frontend.core_staging import FrontendStaging
+from gwms_tasks.services.staging_build import publish_files
 
 MAX_CREDENTIAL_BYTES = 1 << 20  # a token or proxy is a few kB; anything this big is a mistake
 
@@ -24,14 +24,7 @@ def read_frontend_config(path: Path) -> FrontendConfig:
     Raises:
         ConfigError: the file cannot be read, or its content is invalid.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text (bad byte at offset {exc.start})"]) from exc
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(str(path), [f"cannot read the file: {reason}"]) from exc
-    return load_frontend_config(text, str(path))
+    return load_frontend_config(read_config_text(path), str(path))
 
 
 def resolve(path: PurePosixPath, base_dir: Path) -> Path:
@@ -72,25 +65,10 @@ def write_staging(stage_dir: Path, staging: FrontendStaging) -> int:
     """Put the staging area's files in ``stage_dir``; return how many were (re)written.
 
     Names are content-hashed, so a file already there with the same content is left alone;
-    each new file is written to a temporary name and renamed into place, so the web server
+    each new file is written atomically (as the factory's staging area is), so the web server
     never serves half a file.
 
     Raises:
         PermanentError: the stage dir cannot be written.
     """
-    written = 0
-    try:
-        for relative, content in sorted(staging.files.items()):
-            target = stage_dir / relative
-            if target.is_file() and target.read_bytes() == content:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            fd, temporary = tempfile.mkstemp(prefix=".staging-", dir=target.parent)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-            written += 1
-    except OSError as exc:
-        raise PermanentError(f"cannot write the staging area in {stage_dir}: {exc}") from exc
-    return written
+    return publish_files(stage_dir, staging.files)

@@ -11,8 +11,9 @@ Choices where glideinWMS leaves room:
 * **Sequence numbers** are the clock in milliseconds: monotonic for one writer without any
   stored counter, and shared by every worker of a fleet advertising the same ad.
 * **Live clients.** A client gets a glidefactoryclient ad while it has glideins on the entry or a
-  decision from the last :data:`LIVE_DECISION_LOOPS` loops (find-work decides every loop for
-  each request it finds). Rejected requests are not clients. Ads of the others are invalidated.
+  current decision (:func:`~.monitoring_decisions.is_current`: from the last few loops, as
+  find-work decides every loop for each request it finds). Rejected requests are not clients.
+  Ads of the others are invalidated.
 * **Triggered limits** are recomputed from the latest find-work pass only (its decisions carry
   the counts and limits they used, plus what they submitted), never remembered from older ones,
   and a client's ad shows the entry-wide flags and those of its own frontend:security-class
@@ -46,14 +47,14 @@ from gwms_tasks.core.ads import (
 from gwms_tasks.core.classad_text import AdValue, string_literal
 from gwms_tasks.core.config_entry import EntryConfig
 from gwms_tasks.core.crypto import FactoryKey
+from gwms_tasks.core.downtimes import entry_downtime
 from gwms_tasks.core.model import StatusCounts
 from gwms_tasks.ports import JsonDict
 from gwms_tasks.services.deps import FactoryDeps
+from gwms_tasks.services.monitoring_decisions import is_current
 
 log = logging.getLogger(__name__)
 
-LIVE_DECISION_LOOPS = 3
-"""A decision older than this many loops belongs to a request that disappeared."""
 CLIENT_SCOPE = "client:"
 _COUNT_FIELDS = tuple(f.name for f in fields(StatusCounts))
 
@@ -182,8 +183,7 @@ def _entry_ad(
     now: float,
 ) -> FactoryEntryAd:
     fac = deps.config.factory
-    downtimes = deps.downtimes()
-    period = downtimes.down_at(now) or downtimes.down_at(now, entry)
+    period = entry_downtime(deps.downtimes(), now, entry)
     return FactoryEntryAd(
         entry_name=entry,
         glidein_name=fac.glidein_name,
@@ -252,8 +252,12 @@ class _Demands:
 def _client_monitoring(
     deps: FactoryDeps, entry: str, cfg: EntryConfig, now: float
 ) -> dict[str, ClientMonitoring]:
-    horizon = LIVE_DECISION_LOOPS * deps.config.factory.loop_delay
-    live = [d for d in deps.state.entries.decisions(entry).values() if _is_live(d, now, horizon)]
+    loop_delay = deps.config.factory.loop_delay
+    live = [
+        d
+        for d in deps.state.entries.decisions(entry).values()
+        if _is_client(d) and is_current(d, now, loop_delay)
+    ]
     demands = _demands_by_client(entry, live)
     counts = _client_counts(deps, entry)
     entry_flags, class_flags = triggered_limits(live)
@@ -277,11 +281,9 @@ def _client_monitoring(
     return clients
 
 
-def _is_live(decision: Mapping[str, Any], now: float, horizon: float) -> bool:
-    at = decision.get("at")
-    if "rejected" in decision or not isinstance(at, int | float):
-        return False
-    return now - at <= horizon and isinstance(decision.get("client"), str)
+def _is_client(decision: Mapping[str, Any]) -> bool:
+    """Whether a decision is a client's: rejected requests are not clients."""
+    return "rejected" not in decision and isinstance(decision.get("client"), str)
 
 
 def _demands_by_client(entry: str, decisions: Sequence[JsonDict]) -> dict[str, _Demands]:

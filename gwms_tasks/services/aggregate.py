@@ -1,9 +1,9 @@
 """Factory-wide monitoring totals, one time-series sample per aggregation run.
 
 The sample is stored under the pseudo-entry name :data:`FACTORY_SERIES` (``_factory``), so the
-pages read it with ``TimeSeries.series("_factory", ...)`` like any entry's. Entry names are safe
-names that may begin with ``_``: an entry called ``_factory`` would share the series, so
-:func:`aggregate` refuses to run with one.
+pages read it with ``TimeSeries.series("_factory", ...)`` like any entry's (the JSON API serves
+it at ``/api/entries/_factory/series``). The config refuses an entry of that name
+(:data:`~gwms_tasks.core.config.RESERVED_ENTRY_NAMES`), so no entry shares the series.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Final
 
-from gwms_tasks.errors import ConfigError
+from gwms_tasks.core.config import RESERVED_ENTRY_NAMES
 from gwms_tasks.ports import CompletedStats
 from gwms_tasks.services.deps import FactoryDeps
 
-FACTORY_SERIES: Final = "_factory"
-"""The pseudo-entry the factory-wide samples are stored under."""
+(FACTORY_SERIES,) = RESERVED_ENTRY_NAMES
+"""The pseudo-entry the factory-wide samples are stored under (the one reserved name)."""
 WINDOW: Final = 3600.0
 """Completed-glidein statistics are summed over this many seconds back."""
 COUNTS: Final = ("idle", "running", "held", "total")
@@ -33,15 +33,7 @@ def aggregate(deps: FactoryDeps) -> dict[str, float]:
 
     Returns:
         The values, as stored in the ``_factory`` series at the current time.
-
-    Raises:
-        ConfigError: an entry is named ``_factory``.
     """
-    if FACTORY_SERIES in deps.config.entries:
-        raise ConfigError(
-            "factory config",
-            [f"entries.{FACTORY_SERIES}: the name is reserved for the factory-wide series"],
-        )
     entries = sorted(deps.config.enabled_entries())
     now = deps.clock()
     values = dict.fromkeys((*COUNTS, *(f"{name}_1h" for name in _COMPLETED)), 0.0)

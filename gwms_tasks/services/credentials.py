@@ -48,7 +48,6 @@ from gwms_tasks.core.classad_text import AdFormatError
 from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID
 from gwms_tasks.core.crypto import CryptoError
 from gwms_tasks.core.envelope import seal
-from gwms_tasks.core.requests import SAFE_NAME
 from gwms_tasks.ports import AuthenticatedAd, CredentialIndex, KnownCredential
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.orders import CredentialOrder
@@ -164,8 +163,6 @@ def _validate(deps: FactoryDeps, ad: AuthenticatedAd, now: float) -> _Shipment:
         parsed = GlideClientGlobalAd.from_attrs(ad.attrs)
     except AdFormatError as exc:
         raise Untrusted(RejectReason.MALFORMED, str(exc)) from exc
-    if not SAFE_NAME.match(parsed.client_name) or "@" in parsed.client_name:
-        raise Untrusted(RejectReason.UNSAFE_NAME, f"ClientName {parsed.client_name!r} is unsafe")
     key = parsed.key
     sym = open_key(deps.keyring(), now, key.pub_key_id, key.enc_key_code, deps.key_codes)
     identity = check_identity(sym, key.enc_identity, ad.identity)
@@ -220,7 +217,7 @@ class _Credential:
 
 def _credential(deps: FactoryDeps, shipment: _Shipment, cred_id: str) -> _Credential | SkipReason:
     """The credential ``cred_id`` of an ad, or why it cannot be forwarded."""
-    if not SAFE_CREDENTIAL_ID.match(cred_id) or cred_id in _NOT_CREDENTIALS:
+    if not SAFE_CREDENTIAL_ID.fullmatch(cred_id) or cred_id in _NOT_CREDENTIALS:
         return SkipReason.UNSAFE_ID
     security_class = shipment.params[CLASS_PREFIX + cred_id].decode("utf-8", errors="replace")
     username = deps.config.username_for(shipment.frontend, security_class)

@@ -9,7 +9,8 @@ One find-work per entry runs at a time (a lock with expiry). Its steps, each thr
 4. count the submit tasks still in flight as waiting glideins (so a quick second pass cannot
    submit them again), and ask the pure core for the plan (gwms_tasks.core.plan);
 5. record every decision with its reason and inputs, then send submit / remove / release orders
-   to the queue of the local user that owns the request's credentials.
+   to the queue of the local user that owns the request's credentials. A submit order the
+   broker does not take is not counted as in flight; its decision says why it was not sent.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from gwms_tasks.core.status import JobStatus
 from gwms_tasks.errors import GwmsError, TransientError
 from gwms_tasks.ports import GlideinTags, InflightSubmit
 from gwms_tasks.services.deps import FactoryDeps
-from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+from gwms_tasks.services.orders import JobActionOrder, SubmitOrder, order_lifetime
 from gwms_tasks.services.snapshot import store_snapshot
+from gwms_tasks.services.submit import SUBMIT_LOCK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +68,22 @@ class FindWorkResult:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
+def entry_lock(entry: str) -> str:
+    """The lock held while deciding for an entry (find-work, and a retry of a failed submit)."""
+    return f"find_work:{entry}"
+
+
 def find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
     """One find-work pass for ``entry``; ``run_id`` (the task id) makes its submit keys."""
     loop_delay = deps.config.factory.loop_delay
-    token = deps.state.locks.acquire(f"find_work:{entry}", ttl=max(30.0, 2 * loop_delay))
+    token = deps.state.locks.acquire(entry_lock(entry), ttl=max(30.0, 2 * loop_delay))
     if token is None:
         return FindWorkResult(entry, status="busy", detail="another find-work holds the lock")
     started = time.monotonic()
     try:
         result = _find_work(deps, entry, run_id)
     finally:
-        deps.state.locks.release(f"find_work:{entry}", token)
+        deps.state.locks.release(entry_lock(entry), token)
     _count(deps, entry, result, time.monotonic() - started)
     return result
 
@@ -106,7 +113,7 @@ def _find_work(deps: FactoryDeps, entry: str, run_id: str) -> FindWorkResult:
     result = FindWorkResult(entry)
     downtimes = deps.downtimes()
     requests = _read_requests(deps, entry, now, downtimes, result)
-    inflight = _live_inflight(deps, entry, now)
+    inflight = live_inflight(deps, entry, now)
     try:
         glideins = deps.backend_for(entry).query()
     except GwmsError as exc:
@@ -176,9 +183,9 @@ def _record_rejection(
     result.reasons[key] = rejection.reason.value
 
 
-def _live_inflight(deps: FactoryDeps, entry: str, now: float) -> list[InflightSubmit]:
-    """In-flight submits, dropping those older than the broker would keep a task."""
-    horizon = _inflight_ttl(deps)
+def live_inflight(deps: FactoryDeps, entry: str, now: float) -> list[InflightSubmit]:
+    """In-flight submits, dropping those that can no longer run (see :func:`inflight_horizon`)."""
+    horizon = inflight_horizon(deps.config.factory.loop_delay)
     live = []
     for record in deps.state.inflight.list(entry):
         if now - record.queued_at > horizon:
@@ -189,8 +196,14 @@ def _live_inflight(deps: FactoryDeps, entry: str, now: float) -> list[InflightSu
     return live
 
 
-def _inflight_ttl(deps: FactoryDeps) -> float:
-    return max(3600.0, 10 * deps.config.factory.loop_delay)
+def inflight_horizon(loop_delay: float) -> float:
+    """How long a queued submit counts as in flight: until no user worker can still run it.
+
+    A user worker refuses an order older than its lifetime, but one it started just before
+    may still be submitting: that one holds its submit lock, for at most
+    :data:`~gwms_tasks.services.submit.SUBMIT_LOCK_SECONDS`.
+    """
+    return order_lifetime(loop_delay) + SUBMIT_LOCK_SECONDS
 
 
 def _placeholders(inflight: Iterable[InflightSubmit]) -> list[Glidein]:
@@ -341,7 +354,15 @@ def _queue_submit(
         )
     )
     deps.state.ledger.claim(key, entry, count, now)
-    deps.dispatcher.send_submit(request.username, order.to_json())
+    try:
+        deps.dispatcher.send_submit(request.username, order.to_json())
+    except GwmsError as exc:
+        log.error("entry %s: submit %s for %s not sent: %s", entry, key, demand.work_key, exc)
+        # Nothing is on its way: not counted as waiting; and should the broker have taken it
+        # after all, the failed ledger record keeps the user worker from submitting it.
+        deps.state.inflight.done(entry, key)
+        deps.state.ledger.mark_failed(key, f"not sent: {exc}")
+        return str(exc)
     return None
 
 
@@ -406,12 +427,14 @@ def _send_sanitize(
         for job_id in ids:
             if job_id in owner:
                 by_user.setdefault(owner[job_id], []).append(job_id)
+        sent = 0
         for username, job_ids in by_user.items():
             _send_action(deps, username, entry, action, tuple(job_ids), plan.sanitize.explain())
+            sent += len(job_ids)
         if action is JobAction.RELEASE:
-            result.released += len(ids)
+            result.released += sent
         else:
-            result.removed += len(ids)
+            result.removed += sent
 
 
 def _owners(deps: FactoryDeps, glideins: Sequence[Glidein]) -> dict[str, str]:

@@ -5,20 +5,20 @@ Layout (glideinWMS's, the reference §6 and §7.4)::
     <client_log_base_dir>/user_<username>/glidein_<glidein>/entry_<entry>/job.<job_id>.out
                                                                           job.<job_id>.err
 
-The factory worker writes them (directories 0750, files 0640), each copy complete or absent (a
-hidden partial file renamed into place). A kept file's modification time is the glidein's finish
-time, so retention counts from when the glidein ended, not from when the monitor copied it.
+The factory worker writes them (directories 0750, files 0640), each copy complete or absent
+(:func:`~gwms_tasks.private_files.atomic_write`). A kept file's modification time is the
+glidein's finish time, so retention counts from when the glidein ended, not from when the
+monitor copied it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Final
 
 from gwms_tasks.errors import PermanentError
+from gwms_tasks.private_files import atomic_write
 
 OUTPUT_SUFFIXES: Final = (".out", ".err")
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
@@ -48,15 +48,17 @@ def keep_logs(
         The path of the kept ``.out`` file (the ``.err`` file sits next to it).
 
     Raises:
-        PermanentError: the job id is not a safe file name part.
-        OSError: a file could not be read or written (a copy is never left half written).
+        PermanentError: the job id is not a safe file name part, or a copy could not be
+            written (PrivateFileError; a copy is never left half written).
+        OSError: an output or the directory could not be read or made.
     """
     _check_part("job id", job_id)
     directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     kept = directory / f"job.{job_id}.out"
     for source, suffix in zip(outputs, OUTPUT_SUFFIXES, strict=True):
         if source:
-            _copy(Path(source), directory / f"job.{job_id}{suffix}", finished_at)
+            target = directory / f"job.{job_id}{suffix}"
+            atomic_write(target, Path(source).read_bytes(), 0o640, mtime=finished_at)
     return kept
 
 
@@ -79,18 +81,6 @@ def delete_old_logs(base: Path, glidein: str, entry: str, before: float) -> tupl
         except OSError as exc:
             problems.append(f"cannot delete old glidein output {path}: {exc.strerror or exc}")
     return deleted, problems
-
-
-def _copy(source: Path, target: Path, mtime: float) -> None:
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        shutil.copyfile(source, partial)
-        partial.chmod(0o640)
-        os.utime(partial, (mtime, mtime))
-        partial.replace(target)
-    except OSError:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _check_part(what: str, name: str) -> None:

@@ -7,7 +7,8 @@ One pass (the per-entry *monitor* task, every loop):
    find-work fails closed while it lasts) and stop;
 3. store the snapshot, as find-work does (:func:`~.snapshot.store_snapshot`);
 4. add a time-series sample: the entry's ``idle``/``running``/``held``/``total`` and the
-   ``requested_idle``/``requested_max`` of its last decisions, and the same per client as
+   ``requested_idle``/``requested_max`` of its current last decisions (those of requests still
+   there, :func:`~.monitoring_decisions.is_current`), and the same per client as
    ``client:<client>:<name>``;
 5. when the backend reports finished glideins (``finished(since)``, the local site), read each
    one's output once, from the newest finish already recorded on: parse it, keep the raw
@@ -34,6 +35,7 @@ from gwms_tasks.errors import GwmsError, PermanentError
 from gwms_tasks.ports import CompletedGlidein, EntrySnapshot, GlideinTags, GridBackend, JsonDict
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.glidein_logs import client_log_dir, delete_old_logs, keep_logs
+from gwms_tasks.services.monitoring_decisions import is_current
 from gwms_tasks.services.snapshot import store_snapshot
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 SERIES_COUNTS: Final = ("idle", "running", "held", "total")
 """Glidein counts of the snapshot that go into each time-series sample."""
 SERIES_REQUESTED: Final = ("requested_idle", "requested_max")
-"""Summed from the ``submit`` part of the entry's last decisions."""
+"""Summed from the ``submit`` part of the entry's current last decisions."""
 PROBLEMS_SHOWN: Final = 20
 """Problems listed in a task result; a broken log directory would otherwise list every glidein."""
 
@@ -133,7 +135,9 @@ def monitor_entry(deps: FactoryDeps, entry: str) -> MonitorResult:
         return result
     snapshot = store_snapshot(deps, entry, glideins, now)
     result.glideins = len(glideins)
-    deps.state.series.add(entry, now, series_values(snapshot, deps.state.entries.decisions(entry)))
+    decisions = deps.state.entries.decisions(entry)
+    loop_delay = deps.config.factory.loop_delay
+    deps.state.series.add(entry, now, series_values(snapshot, decisions, now, loop_delay))
     _collect_completed(deps, entry, backend, now, result)
     _delete_old_logs(deps, entry, now, result)
     seconds = max(0.0, deps.clock() - started)
@@ -141,13 +145,17 @@ def monitor_entry(deps: FactoryDeps, entry: str) -> MonitorResult:
     return result
 
 
-def series_values(snapshot: EntrySnapshot, decisions: Mapping[str, JsonDict]) -> dict[str, float]:
-    """The sample of one entry: its counts and requests, and the same per client.
+def series_values(
+    snapshot: EntrySnapshot, decisions: Mapping[str, JsonDict], now: float, loop_delay: float
+) -> dict[str, float]:
+    """The sample of one entry at ``now``: its counts and requests, and the same per client.
 
-    Every client seen in the snapshot or in a decision gets every value (0 when it has none),
-    so a chart line does not vanish while a client has no glidein.
+    Only current decisions count as requests (an old one belongs to a request that is gone).
+    Every client seen in the snapshot or in a current decision gets every value (0 when it has
+    none), so a chart line does not vanish while a client has no glidein.
     """
-    requests = [r for r in map(_requested, decisions.values()) if r is not None]
+    current = (d for d in decisions.values() if is_current(d, now, loop_delay))
+    requests = [r for r in map(_requested, current) if r is not None]
     clients = {s.removeprefix("client:") for s in snapshot.counts if s.startswith("client:")}
     clients |= {client for client, _ in requests if client}
     scopes = [("", "entry"), *((f"client:{c}:", f"client:{c}") for c in sorted(clients))]

@@ -11,6 +11,10 @@ three shapes (see gwms_tasks/services/find_work.py):
 
 Records are read leniently: a field that is missing or of the wrong type shows as empty or 0
 rather than breaking the page (records written by an older version stay readable).
+
+Records are never deleted: the last decision of a request that disappeared stays, aging.
+:func:`is_current` is the one rule that tells the live ones, for every reader that counts
+requests (the ads, the pages, ``/metrics``, ``gwms status``, the time series, the demo).
 """
 
 from __future__ import annotations
@@ -28,6 +32,20 @@ from gwms_tasks.services.monitoring_models import (
 DECIDED: Final = "decided"
 REJECTED: Final = "rejected"
 FAILED_CLOSED: Final = "failed_closed"
+LIVE_DECISION_LOOPS: Final = 3
+"""A decision older than this many loops belongs to a request that disappeared."""
+
+
+def is_current(decision: Mapping[str, object], now: float, loop_delay: float) -> bool:
+    """Whether a stored decision record is live: decided within :data:`LIVE_DECISION_LOOPS`.
+
+    find-work decides every loop for each request it finds, so an older record belongs to a
+    request that is gone: it no longer requests anything. A record without a time is not live.
+    """
+    at = decision.get("at")
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return False
+    return now - at <= LIVE_DECISION_LOOPS * loop_delay
 
 
 def decision_view(work_key: str, raw: Mapping[str, object]) -> DecisionView:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gwms_tasks.core.model import StatusCounts
+from gwms_tasks.ports import CompletedGlidein, CompletedStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,25 @@ class CompletedStatsView:
     waste_seconds: float = 0.0
     by_category: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, stats: CompletedStats | None) -> CompletedStatsView:
+        """The page's view of completed-glidein counts ("failed" = every outcome but ok)."""
+        if stats is None:
+            return cls()
+        return cls(
+            completed=stats.completed,
+            ok=stats.ok,
+            failed=stats.completed - stats.ok,
+            failed_validation=stats.failed_validation,
+            failed_payload=stats.failed_payload,
+            killed=stats.killed,
+            unknown=stats.unknown,
+            user_jobs=stats.user_jobs,
+            wall_seconds=stats.wall_seconds,
+            waste_seconds=stats.waste_seconds,
+            by_category=dict(stats.by_category),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ClientView:
@@ -256,6 +276,24 @@ class CompletedRow:
     failed_script: str
     failure_category: str
     failure_detail: str
+
+    @classmethod
+    def of(cls, outcome: CompletedGlidein) -> CompletedRow:
+        """The row of one recorded outcome (its kept log path stays off the page)."""
+        return cls(
+            job_id=outcome.job_id,
+            client=outcome.client,
+            finished_at=outcome.finished_at,
+            result=outcome.result,
+            exit_code=outcome.exit_code,
+            wall_seconds=outcome.wall_seconds,
+            validation_seconds=outcome.validation_seconds,
+            payload_seconds=outcome.payload_seconds,
+            user_jobs=outcome.user_jobs,
+            failed_script=outcome.failed_script,
+            failure_category=outcome.failure_category,
+            failure_detail=outcome.failure_detail,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,16 @@ Where numbers come from:
 * glidein counts: the entry's last glidein snapshot (written by monitor and find-work); stale
   when older than :data:`STALE_LOOPS` loop delays or when the last query failed;
 * requested idle / max: the last decision of each request of the entry, if it is current
-  (decided within the last few loops, as the advertise step counts them; rejected and
-  failed-closed requests request nothing);
+  (:func:`~.monitoring_decisions.is_current`, the rule the advertise step counts by; rejected
+  and failed-closed requests request nothing);
 * limits triggered: the flags the entry's ads carry (``GlideinMonitorStatus_GlideFactoryLimit*``
-  of the reference §1.3), from the counts and submissions of its latest find-work pass;
+  of the reference §1.3), from the counts and submissions of its latest current find-work pass;
 * completed / failed in the last hour: the completed-glidein statistics ("failed" is every
   outcome but ``ok``).
+
+A page reads each entry's records once (:func:`read_entry`) and builds every part from them.
+The factory-wide samples of :mod:`.aggregate` are served as the series of
+:data:`~.aggregate.FACTORY_SERIES`.
 
 The frontend page is in :mod:`.monitoring_frontend`, the reading of decision records in
 :mod:`.monitoring_decisions`, the values returned in :mod:`.monitoring_models`.
@@ -25,15 +29,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
+from gwms_tasks.core.ads import LimitTriggered
 from gwms_tasks.core.config import FactoryConfig
-from gwms_tasks.core.downtimes import Downtimes, down_reason
+from gwms_tasks.core.downtimes import Downtimes, down_reason, entry_downtime
 from gwms_tasks.core.limits import GlideinLimits
 from gwms_tasks.core.model import Glidein, StatusCounts
 from gwms_tasks.errors import GwmsError
 from gwms_tasks.ports import (
-    CompletedGlidein,
     CompletedGlideins,
     CompletedStats,
     Counters,
@@ -43,9 +47,9 @@ from gwms_tasks.ports import (
     JsonDict,
     StateStore,
 )
-from gwms_tasks.services.advertise import LIVE_DECISION_LOOPS
 from gwms_tasks.services.advertise import triggered_limits as advertised_limits
-from gwms_tasks.services.monitoring_decisions import decision_view
+from gwms_tasks.services.aggregate import FACTORY_SERIES
+from gwms_tasks.services.monitoring_decisions import decision_view, is_current
 from gwms_tasks.services.monitoring_models import (
     ClientView,
     CompletedRow,
@@ -120,11 +124,57 @@ class UnknownEntry(LookupError):
     """The entry is not in the configuration."""
 
 
+@dataclass(frozen=True)
+class EntryReads:
+    """One entry's stored records, read once and shared by every part of a page or scrape.
+
+    Attributes:
+        entry: the entry name.
+        now: the instant the views are computed for.
+        snapshot: its last glidein snapshot, if any.
+        records: the last decision record of each request, by work key.
+        decisions: their views by client then work key, ``current`` per
+            :func:`~.monitoring_decisions.is_current`.
+        hour: completed-glidein statistics of the last hour by scope (``entry``,
+            ``client:<name>``); empty when not read (``/metrics`` exports the totals instead).
+    """
+
+    entry: str
+    now: float
+    snapshot: EntrySnapshot | None
+    records: Mapping[str, JsonDict]
+    decisions: list[DecisionView]
+    hour: Mapping[str, CompletedStats]
+
+    @property
+    def current_records(self) -> list[JsonDict]:
+        """The records of the current decisions (those of requests still there)."""
+        return [self.records[d.work_key] for d in self.decisions if d.current]
+
+
+def read_entry(
+    sources: MonitoringSources, entry: str, now: float, *, hour: bool = True
+) -> EntryReads:
+    """Read the snapshot, decisions and (when ``hour``) last-hour statistics of ``entry``."""
+    records = sources.state.entries.decisions(entry)
+    return EntryReads(
+        entry=entry,
+        now=now,
+        snapshot=sources.state.entries.get_snapshot(entry),
+        records=records,
+        decisions=_views(records, now, sources.config.factory.loop_delay),
+        hour=sources.completed.stats(entry, now - HOUR) if hour else {},
+    )
+
+
 def overview(sources: MonitoringSources) -> Overview:
     """The factory overview: one summary per configured entry, plus factory totals."""
     now = sources.clock()
     downtimes = sources.downtimes()
-    summaries = [entry_summary(sources, name, now, downtimes) for name in sources.config.entries]
+    summaries = [
+        entry_summary(sources, read_entry(sources, name, now), downtimes)
+        for name in sources.config.entries
+    ]
     totals = GlideinCounts.of(_sum_counts(s.counts.status_counts() for s in summaries))
     fac = sources.config.factory
     return Overview(
@@ -143,33 +193,29 @@ def overview(sources: MonitoringSources) -> Overview:
 
 
 def entry_summary(
-    sources: MonitoringSources, entry: str, now: float, downtimes: Downtimes
+    sources: MonitoringSources, reads: EntryReads, downtimes: Downtimes
 ) -> EntrySummary:
-    """The overview line of one configured entry."""
+    """The overview line of one configured entry, from its records read once."""
+    entry, now = reads.entry, reads.now
     cfg = sources.config.entries[entry]
-    snapshot = sources.state.entries.get_snapshot(entry)
-    counts = _scope_counts(snapshot, "entry")
-    stored = sources.state.entries.decisions(entry)
-    decisions = _views(sources, stored, now)
-    hour = completed_view(sources.completed.stats(entry, now - HOUR).get("entry"))
+    hour = CompletedStatsView.of(reads.hour.get("entry"))
     site = cfg.attributes.get("GLIDEIN_Site")
     limits = sources.config.entry_limits(entry)
+    current = [d for d in reads.decisions if d.current]
     return EntrySummary(
         name=entry,
         enabled=cfg.enabled,
         site=str(site.value) if site is not None else "",
         backend=str(cfg.backend.kind),
-        counts=counts,
-        requested_idle=sum(d.requested_idle for d in decisions if d.current),
-        requested_max=sum(d.requested_max for d in decisions if d.current),
+        counts=_scope_counts(reads.snapshot, "entry"),
+        requested_idle=sum(d.requested_idle for d in current),
+        requested_max=sum(d.requested_max for d in current),
         limits=_limits(limits.per_entry),
         completed_last_hour=hour.completed,
         failed_last_hour=hour.failed,
         downtime=_downtime(downtimes, now, entry),
-        limits_triggered=limits_triggered(
-            {d.work_key: stored[d.work_key] for d in decisions if d.current}
-        ),
-        snapshot=_freshness(snapshot, now, sources.config.factory.loop_delay),
+        limits_triggered=flag_texts(limits_triggered(reads.current_records)),
+        snapshot=_freshness(reads.snapshot, now, sources.config.factory.loop_delay),
     )
 
 
@@ -182,10 +228,9 @@ def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
     if entry not in sources.config.entries:
         raise UnknownEntry(entry)
     now = sources.clock()
-    summary = entry_summary(sources, entry, now, sources.downtimes())
-    snapshot = sources.state.entries.get_snapshot(entry)
-    decisions = _views(sources, sources.state.entries.decisions(entry), now)
-    stats = sources.completed.stats(entry, now - HOUR)
+    reads = read_entry(sources, entry, now)
+    summary = entry_summary(sources, reads, sources.downtimes())
+    snapshot, decisions, stats = reads.snapshot, reads.decisions, reads.hour
     clients = sorted(
         {d.client for d in decisions}
         | {scope.removeprefix("client:") for scope in _scopes(snapshot, "client:")}
@@ -195,9 +240,9 @@ def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
         summary=summary,
         generated_at=now,
         clients=[_client_view(client, snapshot, decisions, stats) for client in clients],
-        completed_last_hour=completed_view(stats.get("entry")),
+        completed_last_hour=CompletedStatsView.of(stats.get("entry")),
         recent_completed=[
-            _completed_row(outcome)
+            CompletedRow.of(outcome)
             for outcome in sources.completed.recent(entry, limit=RECENT_COMPLETED)
         ],
         failed_submits=[row for row in failed_submits(sources).failed if row.entry == entry],
@@ -207,11 +252,13 @@ def entry_detail(sources: MonitoringSources, entry: str) -> EntryDetail:
 def entry_series(sources: MonitoringSources, entry: str, window: str) -> SeriesView:
     """The entry's samples over ``window`` (see :class:`SeriesRange`), column by column.
 
+    ``entry`` may also be :data:`~.aggregate.FACTORY_SERIES`: the factory-wide samples.
+
     Raises:
         UnknownEntry: the entry is not configured.
         ValueError: ``window`` is not one of the ranges.
     """
-    if entry not in sources.config.entries:
+    if entry not in sources.config.entries and entry != FACTORY_SERIES:
         raise UnknownEntry(entry)
     if window not in SeriesRange.WINDOWS:
         raise ValueError(f"unknown range {window!r} (use {', '.join(SeriesRange.WINDOWS)})")
@@ -274,60 +321,44 @@ def failed_submits(sources: MonitoringSources) -> FailedSubmitsView:
     return FailedSubmitsView(sources.clock(), rows, sources.retry is not None)
 
 
-def limits_triggered(decisions: Mapping[str, JsonDict]) -> dict[str, str]:
-    """The limits the entry's latest find-work pass reached, as its ads advertise them.
+def limits_triggered(decisions: Iterable[Mapping[str, Any]]) -> list[LimitTriggered]:
+    """The limits the latest find-work pass among ``decisions`` reached, as the ads advertise
+    them (:func:`gwms_tasks.services.advertise.triggered_limits`): entry-wide flags first.
 
-    Keyed by the §1.3 flag suffix (``IdleGlideinsPerEntry``; per class
-    ``IdlePerClass_<frontend:security_class>``), valued ``"count=N, limit=M"``: the same flags
-    :func:`gwms_tasks.services.advertise.triggered_limits` computes for the ads.
+    Pass the current decisions (:attr:`EntryReads.current_records`): an old pass is over.
     """
-    timed = [d for d in decisions.values() if isinstance(d.get("at"), int | float)]
+    timed = [d for d in decisions if isinstance(d.get("at"), int | float)]
     try:
         entry_flags, class_flags = advertised_limits(timed)
     except GwmsError as exc:
         log.warning("cannot compute the triggered limits: %s", exc)
-        return {}
-    flags = [*entry_flags, *(flag for group in class_flags.values() for flag in group)]
-    return {
-        flag.limit.value + ("" if flag.frontend_key is None else f"_{flag.frontend_key}"): flag.text
-        for flag in flags
-    }
+        return []
+    return [*entry_flags, *(flag for group in class_flags.values() for flag in group)]
 
 
-def completed_view(stats: CompletedStats | None) -> CompletedStatsView:
-    """The page's view of completed-glidein counts ("failed" = every outcome but ok)."""
-    if stats is None:
-        return CompletedStatsView()
-    return CompletedStatsView(
-        completed=stats.completed,
-        ok=stats.ok,
-        failed=stats.completed - stats.ok,
-        failed_validation=stats.failed_validation,
-        failed_payload=stats.failed_payload,
-        killed=stats.killed,
-        unknown=stats.unknown,
-        user_jobs=stats.user_jobs,
-        wall_seconds=stats.wall_seconds,
-        waste_seconds=stats.waste_seconds,
-        by_category=dict(stats.by_category),
-    )
+def flag_name(flag: LimitTriggered) -> str:
+    """The §1.3 flag suffix: ``IdleGlideinsPerEntry``, ``IdlePerClass_<frontend:class>``."""
+    return flag.limit.value + ("" if flag.frontend_key is None else f"_{flag.frontend_key}")
+
+
+def flag_texts(flags: Iterable[LimitTriggered]) -> dict[str, str]:
+    """The flags as the pages and ``gwms status --json`` show them: name -> ``count=N, limit=M``."""
+    return {flag_name(flag): flag.text for flag in flags}
 
 
 def entry_decisions(sources: MonitoringSources, entry: str) -> list[DecisionView]:
     """The last decision of every request of an entry, by client then work key."""
-    return _views(sources, sources.state.entries.decisions(entry), sources.clock())
+    stored = sources.state.entries.decisions(entry)
+    return _views(stored, sources.clock(), sources.config.factory.loop_delay)
 
 
-def _views(
-    sources: MonitoringSources, stored: Mapping[str, JsonDict], now: float
-) -> list[DecisionView]:
-    """Decision views, ``current`` when decided within the loops advertise counts as live."""
-    horizon = LIVE_DECISION_LOOPS * sources.config.factory.loop_delay
-    views = [decision_view(key, raw) for key, raw in stored.items()]
-    return sorted(
-        (replace(view, current=now - view.at <= horizon) for view in views),
-        key=lambda d: (d.client, d.work_key),
-    )
+def _views(stored: Mapping[str, JsonDict], now: float, loop_delay: float) -> list[DecisionView]:
+    """Decision views, ``current`` by the rule every reader of decisions uses."""
+    views = [
+        replace(decision_view(key, raw), current=is_current(raw, now, loop_delay))
+        for key, raw in stored.items()
+    ]
+    return sorted(views, key=lambda d: (d.client, d.work_key))
 
 
 def _client_view(
@@ -343,7 +374,7 @@ def _client_view(
         requested_idle=sum(d.requested_idle for d in mine if d.current),
         requested_max=sum(d.requested_max for d in mine if d.current),
         decisions=mine,
-        completed_last_hour=completed_view(stats.get(f"client:{client}")),
+        completed_last_hour=CompletedStatsView.of(stats.get(f"client:{client}")),
     )
 
 
@@ -374,7 +405,7 @@ def _freshness(snapshot: EntrySnapshot | None, now: float, loop_delay: float) ->
 
 
 def _downtime(downtimes: Downtimes, now: float, entry: str) -> DowntimeView | None:
-    period = downtimes.down_at(now) or downtimes.down_at(now, entry)
+    period = entry_downtime(downtimes, now, entry)
     if period is None:
         return None
     return DowntimeView(down_reason(period).value, period.start, period.end, period.comment)
@@ -382,20 +413,3 @@ def _downtime(downtimes: Downtimes, now: float, entry: str) -> DowntimeView | No
 
 def _limits(limits: GlideinLimits) -> LimitsView:
     return LimitsView(limits.max_idle, limits.max_held, limits.max_glideins)
-
-
-def _completed_row(outcome: CompletedGlidein) -> CompletedRow:
-    return CompletedRow(
-        job_id=outcome.job_id,
-        client=outcome.client,
-        finished_at=outcome.finished_at,
-        result=outcome.result,
-        exit_code=outcome.exit_code,
-        wall_seconds=outcome.wall_seconds,
-        validation_seconds=outcome.validation_seconds,
-        payload_seconds=outcome.payload_seconds,
-        user_jobs=outcome.user_jobs,
-        failed_script=outcome.failed_script,
-        failure_category=outcome.failure_category,
-        failure_detail=outcome.failure_detail,
-    )

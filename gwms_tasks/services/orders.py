@@ -2,17 +2,35 @@
 
 Orders go through the broker, so they hold no secret in clear: token contents are sealed for
 the user worker's own public key (gwms_tasks.core.envelope) before they are put in an order.
+
+A submit order is only good for :func:`order_lifetime` seconds after find-work queued it: past
+that, find-work no longer counts it as in flight and decides afresh, so running it would
+submit the same glideins twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from gwms_tasks.core.sanitize import JobAction
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.ports import GlideinTags, JsonDict, Submission
+
+MIN_ORDER_LIFETIME: Final = 1800.0
+"""The lifetime of submit orders when the loop delay is 6 minutes or less."""
+
+
+def order_lifetime(loop_delay: float) -> float:
+    """Seconds a submit order may still run after it was queued: 5 loops, at least 30 minutes.
+
+    It stays below the broker's visibility timeout (at least an hour, and 10 loops: see
+    ``gwms_tasks.celery_app.CeleryTimings``), so that a message redelivered after that timeout
+    has always expired. The same bound is where find-work stops counting the order as in
+    flight, where the user worker refuses it, and the ``expires`` the broker is given.
+    """
+    return max(MIN_ORDER_LIFETIME, 5 * loop_delay)
 
 
 @dataclass(frozen=True, slots=True)

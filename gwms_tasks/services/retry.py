@@ -8,12 +8,12 @@ with. A retry sends that order again, and the rules of a first submission still 
   failed submit at once compute the same key; the ledger claim lets exactly one of them send
   it, the other is told "already retried".
 * **Limits.** The count is clamped by the pure core (:func:`decide_submit`) to what the entry's
-  and the frontend's limits allow now, from the entry's last glidein snapshot plus the submits
-  still in flight. The retry takes the entry's find-work lock, so that it and a find-work
-  pass never decide from the same counts at the same time.
-* **Fail closed.** No snapshot, a snapshot whose query failed, or one older than
-  :data:`STALE_LOOPS` loop delays refuses the retry; so do downtimes, a whitelist that no
-  longer lets the frontend in, and a security class no longer mapped to the same local user.
+  and the frontend's limits allow now, from the entry's glideins queried now (as find-work
+  does, and stored as its snapshot) plus the submits still in flight. The retry takes the
+  entry's find-work lock, so that it and a find-work pass never decide at the same time.
+* **Fail closed.** A glidein query that fails refuses the retry; so do downtimes, a whitelist
+  that no longer lets the frontend in, and a security class no longer mapped to the same local
+  user.
 
 On success the order is in flight, its key claimed and the failed record gone. Sending the
 order is the last step that can fail; if it does, the claim and the in-flight record are
@@ -32,21 +32,18 @@ from gwms_tasks.core.config_entry import WhitelistVerdict
 from gwms_tasks.core.decisions import Demand, DownReason, SubmitDecision, decide_submit
 from gwms_tasks.core.downtimes import entry_down_reason, request_down_reason
 from gwms_tasks.core.model import StatusCounts
-from gwms_tasks.errors import PermanentError
-from gwms_tasks.ports import EntrySnapshot, FailedSubmit, InflightSubmit, JsonDict
+from gwms_tasks.errors import GwmsError, PermanentError
+from gwms_tasks.ports import EntrySnapshot, FailedSubmit, InflightSubmit, JsonDict, LedgerState
 from gwms_tasks.services.deps import FactoryDeps
+from gwms_tasks.services.find_work import entry_lock, live_inflight
 from gwms_tasks.services.monitoring_models import GlideinCounts
-from gwms_tasks.services.monitoring_view import STALE_LOOPS
 from gwms_tasks.services.orders import SubmitOrder
+from gwms_tasks.services.snapshot import store_snapshot
 
 log = logging.getLogger(__name__)
 
-ENTRY_LOCK = "find_work:{entry}"
-"""The lock find-work holds while it decides for an entry (gwms_tasks/services/find_work.py)."""
 LOCK_TTL = 30.0
 _RETRY_SUFFIX = re.compile(r"^(?P<base>.+)-r(?P<n>[0-9]+)$")
-_SUBMITTED = "submitted"
-_FAILED = "failed"
 
 
 class RetryStatus(enum.StrEnum):
@@ -169,7 +166,7 @@ def retry_failed(deps: FactoryDeps, failed_id: str) -> RetryOutcome:
         _check_mapping(deps, order)
     except _Refused as refused:
         return replace(base, reason=refused.reason, detail=refused.detail)
-    lock = ENTRY_LOCK.format(entry=failed.entry)
+    lock = entry_lock(failed.entry)
     token = deps.state.locks.acquire(lock, ttl=LOCK_TTL)
     if token is None:
         detail = f"find-work of entry {failed.entry} is running; try again in a moment"
@@ -287,8 +284,8 @@ def _frontend_name(order: SubmitOrder) -> str:
 def _decide(deps: FactoryDeps, order: SubmitOrder, now: float) -> SubmitDecision:
     """The core's answer for ``order.count`` more glideins, given today's counts and limits."""
     tags = order.tags
-    snapshot = _fresh_snapshot(deps, tags.entry, now)
-    inflight = deps.state.inflight.list(tags.entry)
+    snapshot = _query_now(deps, tags.entry, now)
+    inflight = live_inflight(deps, tags.entry, now)
     entry_counts = _scope(snapshot, "entry").plus(_waiting(inflight))
     frontend_counts = _scope(snapshot, f"frontend:{tags.frontend}").plus(
         _waiting(r for r in inflight if r.frontend == tags.frontend)
@@ -322,25 +319,20 @@ def _decide(deps: FactoryDeps, order: SubmitOrder, now: float) -> SubmitDecision
     )
 
 
-def _fresh_snapshot(deps: FactoryDeps, entry: str, now: float) -> EntrySnapshot:
-    """The entry's last glidein snapshot, if it may be trusted now (fail closed otherwise)."""
-    snapshot = deps.state.entries.get_snapshot(entry)
-    if snapshot is None or snapshot.taken_at <= 0:
-        raise _Refused("no_snapshot", f"entry {entry} has no glidein counts yet (fails closed)")
-    if snapshot.error is not None:
+def _query_now(deps: FactoryDeps, entry: str, now: float) -> EntrySnapshot:
+    """The entry's glideins counted now, as find-work counts them (fail closed otherwise).
+
+    A stored snapshot would miss the submits that finished after it was taken: they are no
+    longer in flight, and not in its counts yet.
+    """
+    try:
+        glideins = deps.backend_for(entry).query()
+    except GwmsError as exc:
+        deps.state.entries.record_query_failure(entry, str(exc), now)
         raise _Refused(
-            "query_failed",
-            f"the last glidein query of entry {entry} failed, it fails closed ({snapshot.error})",
-        )
-    bound = STALE_LOOPS * deps.config.factory.loop_delay
-    age = now - snapshot.taken_at
-    if age > bound:
-        raise _Refused(
-            "stale_snapshot",
-            f"the glidein counts of entry {entry} are {age:.0f} s old (more than {bound:g} s): "
-            "it fails closed until its monitor runs again",
-        )
-    return snapshot
+            "query_failed", f"the glidein query of entry {entry} failed, it fails closed ({exc})"
+        ) from exc
+    return store_snapshot(deps, entry, glideins, now)
 
 
 def _scope(snapshot: EntrySnapshot, scope: str) -> StatusCounts:
@@ -361,7 +353,9 @@ def _already_retried(
     # "submitted", or "failed" with its own failed record, means the retry order was sent and
     # run. Only then is the old record certainly stale: a bare claim may belong to a retry
     # still being sent right now.
-    ran = state == _SUBMITTED or (state == _FAILED and deps.state.failed.get(key) is not None)
+    ran = state == LedgerState.SUBMITTED or (
+        state == LedgerState.FAILED and deps.state.failed.get(key) is not None
+    )
     if ran:
         deps.state.failed.remove(failed.failed_id)
     return replace(

@@ -56,6 +56,8 @@ from gwms_tasks.adapters.redis_state import redis_errors
 from gwms_tasks.core.status import JobStatus
 from gwms_tasks.errors import ConfigError, GwmsError, PermanentError, TransientError
 from gwms_tasks.keys import DEFAULT_PREFIX, Keys
+from gwms_tasks.process_identity import _start_ticks
+from gwms_tasks.runtime import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +275,7 @@ class SiteWorker:
         self._running[job.job_id] = _Process(job, popen, outputs, time.monotonic())
         log.info("site %s: job %s started as pid %d", self._site, job.job_id, popen.pid)
         process = {"pid": str(popen.pid), "stdout": outputs[0], "stderr": outputs[1]}
-        self._queue.started(job.job_id, process | {"pid_start": _start_time(popen.pid) or ""})
+        self._queue.started(job.job_id, process | {"pid_start": _start_ticks(popen.pid) or ""})
 
     def _failed_start(self, job: SiteJob, exc: OSError) -> None:
         reason = f"local site {self._site} could not start the glidein: {exc}"
@@ -385,25 +387,28 @@ def _signal_group(pgid: int, signum: signal.Signals) -> None:
         os.killpg(pgid, signum)
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of a live (not zombie) process from /proc, None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return None if len(fields) < 20 or fields[0] in ("Z", "X") else fields[19]
-
-
 def _kill_orphan(pid: int, start: str, grace: float) -> None:
-    """Kill the process group of a glidein a dead worker left running (if it is still it)."""
-    if _start_time(pid) != start:
+    """Kill the process group of a glidein a dead worker left running (if it is still it).
+
+    Its leader may be a zombie nobody has reaped yet: the group (where others may live on) is
+    signalled all the same, but the wait for the leader to end stops there.
+    """
+    if _start_ticks(pid) != start:
         return
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while _start_time(pid) == start and time.monotonic() < deadline:
+    while _start_ticks(pid) == start and not _is_zombie(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     _signal_group(pid, signal.SIGKILL)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but is not reaped yet (state Z or X in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
 
 
 def run_site_worker(
@@ -423,10 +428,11 @@ def run_site_worker(
         PermanentError: another live worker serves the site.
         TransientError: Redis was unreachable at start.
     """
+    client = redis_client(redis_url, f"site worker {site}")
     try:
-        client = redis.Redis.from_url(redis_url)
         keys = Keys(prefix)
     except ValueError as exc:
+        client.close()
         raise ConfigError(f"site worker {site}", [str(exc)]) from exc
     rng = random.Random()
     worker = SiteWorker(

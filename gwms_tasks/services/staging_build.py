@@ -3,11 +3,13 @@
 The pure core (:mod:`gwms_tasks.core.staging`) decides the content; this service puts it in the
 stage dir so that a glidein never sees a half-written area:
 
-1. every file is first written into a hidden build dir inside the stage dir (same filesystem);
-2. then moved into place one by one with atomic renames: versioned files have new names, so
-   nothing references them yet, and an unchanged file is left alone;
-3. the ``signatures.<sign type>`` index, the only file the factory reads to pick ``-sign`` and
-   ``-descript`` values, is renamed into place last.
+1. every file is written atomically (:func:`~gwms_tasks.private_files.atomic_write`: a hidden
+   fsynced temp file renamed into place): versioned files have new names, so nothing
+   references them yet, and an unchanged file is left alone;
+2. the ``signatures.<sign type>`` index, the only file the factory reads to pick ``-sign`` and
+   ``-descript`` values, is written last.
+
+The frontend publishes its own staging area with :func:`publish_files` too.
 
 Files of older builds stay until they have been unreferenced for ``keep_old_seconds`` (default:
 longer than a glidein may wait in a queue), because a glidein submitted before the rebuild
@@ -21,7 +23,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from gwms_tasks.core.staging import (
 )
 from gwms_tasks.errors import ConfigError, PermanentError
 from gwms_tasks.glidein import BUILTIN_FILES, BuiltinFile, package_dir
+from gwms_tasks.private_files import PrivateFileError, atomic_write
 
 DEFAULT_KEEP_OLD_SECONDS = 8 * 24 * 3600.0
 STATE_FILE = ".staging-state.json"
@@ -185,9 +187,29 @@ def build_staging(
         with _locked(stage_dir):
             _publish(stage_dir, area.files, area.index.file_name)
             _prune(stage_dir, set(area.files), clock, keep_old_seconds)
-    except OSError as exc:
+    except (OSError, PrivateFileError) as exc:
         raise PermanentError(f"cannot write the staging area {stage_dir}: {exc}") from exc
     return area.index
+
+
+def publish_files(stage_dir: Path, files: Mapping[str, bytes], last: str | None = None) -> int:
+    """Write ``files`` (relative path -> content) into ``stage_dir``, ``last`` after the others.
+
+    Each file is replaced atomically, an unchanged one is left alone, and concurrent
+    publishers of one stage dir take turns (the build lock). Nothing is pruned.
+
+    Returns:
+        How many files were (re)written.
+
+    Raises:
+        PermanentError: the stage dir cannot be written.
+    """
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(stage_dir):
+            return _publish(stage_dir, files, last)
+    except (OSError, PrivateFileError) as exc:
+        raise PermanentError(f"cannot write the staging area {stage_dir}: {exc}") from exc
 
 
 @contextmanager
@@ -200,35 +222,25 @@ def _locked(stage_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _publish(stage_dir: Path, files: Mapping[str, bytes], index_name: str) -> None:
-    """Write into a hidden build dir, then rename into place, the index last."""
-    for leftover in stage_dir.glob(f"{_BUILD_PREFIX}*"):
-        # Under the lock, a build dir can only be the remains of a build that was killed.
-        shutil.rmtree(leftover, ignore_errors=True)
-    build = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=stage_dir))
-    try:
-        for relative, content in files.items():
-            _write_durably(build / relative, content)
-        ordered = sorted(files, key=lambda name: name == index_name)
-        for relative in ordered:
-            target = stage_dir / relative
-            if relative != index_name and _same_content(target, files[relative]):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.parent.chmod(0o755)
-            os.replace(build / relative, target)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
-
-
-def _write_durably(path: Path, content: bytes) -> None:
-    """Write and fsync, so a crash after the rename never leaves an empty published file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as stream:
-        stream.write(content)
-        stream.flush()
-        os.fsync(stream.fileno())
-    path.chmod(0o644)
+def _publish(stage_dir: Path, files: Mapping[str, bytes], last: str | None) -> int:
+    """Write each changed file atomically in place, ``last`` (the index) after the others."""
+    for leftover in [*stage_dir.glob(f"{_BUILD_PREFIX}*"), *stage_dir.rglob(".*.tmp")]:
+        # Under the lock, these can only be remains of a killed build: its temp files, or the
+        # build dir of a version that staged everything in one before renaming.
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    written = 0
+    for relative in sorted(files, key=lambda name: name == last):
+        target = stage_dir / relative
+        if relative != last and _same_content(target, files[relative]):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755)
+        atomic_write(target, files[relative], 0o644)
+        written += 1
+    return written
 
 
 def _same_content(path: Path, content: bytes) -> bool:
@@ -254,9 +266,7 @@ def _prune(stage_dir: Path, referenced: set[str], now: float, keep_old_seconds: 
     for directory in sorted((p for p in stage_dir.iterdir() if p.is_dir()), reverse=True):
         if not directory.name.startswith(".") and not any(directory.iterdir()):
             directory.rmdir()
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(kept, sort_keys=True, indent=0))
-    os.replace(tmp, state_path)
+    atomic_write(state_path, json.dumps(kept, sort_keys=True, indent=0).encode(), 0o644)
 
 
 def _read_state(path: Path) -> dict[str, float]:

@@ -5,26 +5,28 @@ force, what its clients request and the limits the counts reached. Per client: i
 what its requests ask for, the limits of its frontend:security-class that are reached, and
 the reason of each last decision. Reading only: nothing here writes.
 
-Decision records are read with :func:`decision_view` and the limits reached with
-:func:`limits_triggered` (those of the entry's latest find-work pass, as its ads advertise
-them): the readers the monitoring pages use, so the CLI and the web show the same.
+Decision records are read with :func:`decision_view`; what is requested and the limits reached
+(:func:`limits_triggered`, those of the entry's latest find-work pass, as its ads advertise
+them) count the current decisions only (:func:`is_current`): the readers and the rule the
+monitoring pages use, so the CLI and the web show the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
+from gwms_tasks.core.ads import LimitTriggered
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.core.downtimes import Downtimes, entry_down_reason
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.ports import EntrySnapshot, StateStore
-from gwms_tasks.services.monitoring_decisions import DECIDED, REJECTED, decision_view
+from gwms_tasks.services.monitoring_decisions import DECIDED, REJECTED, decision_view, is_current
 from gwms_tasks.services.monitoring_models import DecisionView, GlideinCounts, SnapshotView
-from gwms_tasks.services.monitoring_view import STALE_LOOPS, limits_triggered
+from gwms_tasks.services.monitoring_view import STALE_LOOPS, flag_texts, limits_triggered
 
 CLIENT_SCOPE = "client:"
-CLASS_MARK = "PerClass_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ class ClientStatus:
     Attributes:
         client: ClientName.
         counts: its glideins on the entry (last snapshot).
-        requested_idle / requested_max: summed over its requests' last decisions.
+        requested_idle / requested_max: summed over its requests' current last decisions.
         limits_triggered: the reached limits of its frontend:security-class(es).
         reasons: one per request: the decision's reason, ``rejected: <why>`` for a refused
             request.
@@ -45,7 +47,7 @@ class ClientStatus:
     counts: GlideinCounts
     requested_idle: int
     requested_max: int
-    limits_triggered: dict[str, str]
+    limits_triggered: list[LimitTriggered]
     reasons: list[str]
     decisions: list[DecisionView]
 
@@ -72,8 +74,18 @@ class EntryStatus:
     counts: GlideinCounts
     requested_idle: int
     requested_max: int
-    limits_triggered: dict[str, str]
+    limits_triggered: list[LimitTriggered]
     clients: list[ClientStatus]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data; limits read ``{"IdleGlideinsPerEntry": "count=N, limit=M"}``."""
+        return asdict(self) | {
+            "limits_triggered": flag_texts(self.limits_triggered),
+            "clients": [
+                asdict(client) | {"limits_triggered": flag_texts(client.limits_triggered)}
+                for client in self.clients
+            ],
+        }
 
 
 def factory_status(
@@ -102,11 +114,15 @@ def entry_status(
     """The status of one configured entry."""
     snapshot = state.entries.get_snapshot(entry)
     records = state.entries.decisions(entry)
+    loop_delay = config.factory.loop_delay
     views = sorted(
-        (decision_view(key, raw) for key, raw in records.items()),
+        (
+            replace(decision_view(key, raw), current=is_current(raw, now, loop_delay))
+            for key, raw in records.items()
+        ),
         key=lambda view: (view.client, view.work_key),
     )
-    flags = limits_triggered(records)
+    flags = limits_triggered(r for r in records.values() if is_current(r, now, loop_delay))
     clients = [
         _client_status(name, snapshot, [v for v in views if v.client == name], flags)
         for name in _client_names(snapshot, views)
@@ -122,7 +138,7 @@ def entry_status(
         counts=_counts(snapshot, "entry"),
         requested_idle=sum(c.requested_idle for c in clients),
         requested_max=sum(c.requested_max for c in clients),
-        limits_triggered={k: v for k, v in flags.items() if CLASS_MARK not in k},
+        limits_triggered=[flag for flag in flags if flag.frontend_key is None],
         clients=clients,
     )
 
@@ -149,20 +165,16 @@ def _client_status(
     client: str,
     snapshot: EntrySnapshot | None,
     views: Sequence[DecisionView],
-    flags: dict[str, str],
+    flags: Sequence[LimitTriggered],
 ) -> ClientStatus:
     classes = {view.frontend_key for view in views if view.frontend_key}
-    decided = [view for view in views if view.outcome == DECIDED]
+    decided = [view for view in views if view.outcome == DECIDED and view.current]
     return ClientStatus(
         client=client,
         counts=_counts(snapshot, f"{CLIENT_SCOPE}{client}"),
         requested_idle=sum(view.requested_idle for view in decided),
         requested_max=sum(view.requested_max for view in decided),
-        limits_triggered={
-            name: text
-            for name, text in flags.items()
-            if CLASS_MARK in name and name.split(CLASS_MARK, 1)[1] in classes
-        },
+        limits_triggered=[flag for flag in flags if flag.frontend_key in classes],
         reasons=[_reason(view) for view in views],
         decisions=list(views),
     )

@@ -6,6 +6,10 @@ Idempotency: every glidein is tagged with the order's submit key. A submit asks 
 which glideins already carry the key and submits only the missing ones, under a per-key lock,
 then marks the ledger. A redelivered order (worker killed mid-submit, visibility timeout)
 therefore never submits twice; an order whose ledger says "submitted" does nothing.
+
+An order older than its lifetime (:func:`~gwms_tasks.services.orders.order_lifetime`) is not
+submitted: find-work no longer counts it and may already have decided again. A user worker
+that was down for hours therefore never runs the batches queued meanwhile.
 """
 
 from __future__ import annotations
@@ -19,17 +23,15 @@ from gwms_tasks.core.credentials import SAFE_CREDENTIAL_ID, SCITOKEN_PARAM
 from gwms_tasks.core.envelope import UserKey, open_sealed
 from gwms_tasks.core.sanitize import JobAction
 from gwms_tasks.errors import GwmsError, PermanentError, TransientError
-from gwms_tasks.ports import FailedSubmit, GridBackend, StateStore
+from gwms_tasks.ports import FailedSubmit, GridBackend, LedgerState, StateStore
 from gwms_tasks.private_files import ensure_private_dir, write_private_if_changed
-from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
+from gwms_tasks.services.orders import MIN_ORDER_LIFETIME, JobActionOrder, SubmitOrder
 
 log = logging.getLogger(__name__)
 
-SUBMITTED = "submitted"
 SUBMIT_LOCK_SECONDS = 120.0
 """How long a submit holds its key's lock. A worker killed mid-submit leaves the lock behind:
 it must expire well within the retries of the redelivered task (5 + 10 + ... + 160 s)."""
-FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class UserDeps:
         lock_owner: this process's name in submit locks (see gwms_tasks/process_identity.py).
         owner_is_dead: whether a lock token's owner is provably dead, so that a worker
             killed mid-submit does not block the redelivered submit until its lock expires.
+        order_lifetime: seconds after ``queued_at`` an order is still submitted
+            (``order_lifetime(loop_delay)`` of the config; the default is its minimum).
     """
 
     username: str
@@ -56,12 +60,13 @@ class UserDeps:
     clock: Callable[[], float]
     lock_owner: str = ""
     owner_is_dead: Callable[[str], bool] = field(default=lambda _token: False)
+    order_lifetime: float = MIN_ORDER_LIFETIME
 
 
 @dataclass(frozen=True)
 class SubmitOutcome:
     submit_key: str
-    status: str  # submitted | already_submitted | previously_failed
+    status: str  # submitted | already_submitted | previously_failed | expired
     job_ids: tuple[str, ...]
     newly_submitted: int
 
@@ -80,12 +85,16 @@ def execute_submit(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:
             f"order for user {tags.username} sent to the worker of {deps.username}"
         )
     record = deps.state.ledger.get(tags.submit_key)
-    if record is not None and record.state in (SUBMITTED, FAILED):
+    if record is not None and record.state is not LedgerState.CLAIMED:
         deps.state.inflight.done(tags.entry, tags.submit_key)
-        status = "already_submitted" if record.state == SUBMITTED else "previously_failed"
+        submitted = record.state is LedgerState.SUBMITTED
+        status = "already_submitted" if submitted else "previously_failed"
         return SubmitOutcome(tags.submit_key, status, record.job_ids, 0)
+    now = deps.clock()
     if record is None:
-        deps.state.ledger.claim(tags.submit_key, tags.entry, order.count, deps.clock())
+        deps.state.ledger.claim(tags.submit_key, tags.entry, order.count, now)
+    if now - order.queued_at > deps.order_lifetime:
+        return _expire(deps, order, now)
     lock_name = f"submit:{tags.submit_key}"
     token = _acquire_submit_lock(deps, lock_name)
     if token is None:
@@ -94,6 +103,19 @@ def execute_submit(deps: UserDeps, order: SubmitOrder) -> SubmitOutcome:
         return _submit_missing(deps, order)
     finally:
         deps.state.locks.release(lock_name, token)
+
+
+def _expire(deps: UserDeps, order: SubmitOrder, now: float) -> SubmitOutcome:
+    """An order past its lifetime: marked failed and no longer in flight, nothing submitted."""
+    tags = order.tags
+    detail = (
+        f"expired: queued {now - order.queued_at:.0f} s ago, "
+        f"orders are submitted within {deps.order_lifetime:g} s"
+    )
+    log.warning("submit %s for %s on %s %s", tags.submit_key, tags.client, tags.entry, detail)
+    deps.state.ledger.mark_failed(tags.submit_key, detail)
+    deps.state.inflight.done(tags.entry, tags.submit_key)
+    return SubmitOutcome(tags.submit_key, "expired", (), 0)
 
 
 def _acquire_submit_lock(deps: UserDeps, lock_name: str) -> str | None:
@@ -196,7 +218,7 @@ def credential_file_name(client: str, credential_id: str) -> str:
     Request validation already refuses unsafe ids; this refuses them again because a file
     name built from one could leave the user's credential directory.
     """
-    if not SAFE_CREDENTIAL_ID.match(credential_id):
+    if not SAFE_CREDENTIAL_ID.fullmatch(credential_id):
         raise PermanentError(f"unsafe credential id {credential_id!r}")
     return f"credential_{client}_{credential_id}"
 

@@ -415,3 +415,23 @@ def test_inflight_submits_are_listed_per_entry_in_queue_order(state: State) -> N
     state.inflight.done("ce1", "never-there")
     assert [r.submit_key for r in state.inflight.list("ce1")] == ["k2"]
     assert [r.submit_key for r in state.inflight.list("ce2")] == ["k3"]
+
+
+def test_inflight_record_that_is_not_json_is_refused_and_stores_nothing(state: State) -> None:
+    with pytest.raises(PermanentError, match="in-flight submit 'k1'"):
+        state.inflight.add(_inflight("k1", queued_at=math.nan))
+    assert state.inflight.list("ce1") == []
+
+
+def test_a_corrupt_stored_inflight_record_is_a_permanent_error_naming_it(
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys("gwmstest")
+    state = RedisState(redis_client, keys)
+    state.inflight.add(_inflight("k1"))
+    redis_client.hset(keys.inflight("ce1"), "k2", '{"submit_key": "k2", "entry": "ce1"}')
+    with pytest.raises(PermanentError, match="in-flight submit record 'k2' is malformed"):
+        state.inflight.list("ce1")
+    redis_client.hset(keys.inflight("ce1"), "k2", "{not json")
+    with pytest.raises(PermanentError, match="in-flight submit record 'k2' holds corrupt JSON"):
+        state.inflight.list("ce1")

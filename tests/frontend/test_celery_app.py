@@ -15,6 +15,7 @@ import yaml
 from celery import Celery
 
 from gwms_tasks.adapters.redis_admin import add_frontend_user
+from gwms_tasks.celery_app import MAX_TASKS_PER_CHILD, CeleryTimings, worker_settings
 from gwms_tasks.errors import PermanentError
 from gwms_tasks.frontend.celery_app import (
     BEAT_SCHEDULER,
@@ -46,6 +47,20 @@ def test_app_speaks_json_only_and_acknowledges_late(tmp_path: Path) -> None:
     assert (conf.worker_send_task_events, conf.task_send_sent_event) == (True, True)
     assert conf.beat_scheduler == BEAT_SCHEDULER
     assert conf.broker_transport_options["visibility_timeout"] >= 2 * conf.task_time_limit
+
+
+def test_messages_and_workers_are_set_up_exactly_as_the_factorys(tmp_path: Path) -> None:
+    config = config_of(frontend_data(tmp_path))
+    timings = CeleryTimings.for_loop_delay(config.frontend.loop_delay)
+
+    conf = make_frontend_celery(config, tmp_path).conf
+
+    for name, value in worker_settings(timings).items():
+        assert conf[name] == value, name
+    assert conf.worker_max_tasks_per_child == MAX_TASKS_PER_CHILD
+    assert conf.task_time_limit == timings.task_time_limit
+    assert conf.broker_transport_options == {"visibility_timeout": timings.visibility_timeout}
+    assert conf.task_routes == {CYCLE_TASK: {"queue": "gwms.frontend.cms_frontend"}}
 
 
 def test_each_enabled_group_is_cycled_every_loop_and_stale_cycles_expire(tmp_path: Path) -> None:

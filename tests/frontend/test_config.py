@@ -73,6 +73,23 @@ CASES: dict[str, tuple[str, Any, str]] = {
         "groups.main.credentials[0].id: expected a credential id of letters, digits, '.', '_' "
         "or '-', got 'a/b'",
     ),
+    "credential_id_with_a_newline": (
+        "groups.main.credentials",
+        [CREDENTIAL | {"id": "p\n"}],
+        "groups.main.credentials[0].id: expected a credential id of letters, digits, '.', '_' "
+        "or '-', got 'p\\n'",
+    ),
+    "credential_id_too_long": (
+        "groups.main.credentials",
+        [CREDENTIAL | {"id": "p" * 201}],
+        "groups.main.credentials[0].id: expected a credential id of letters, digits, '.', '_' "
+        f"or '-', got '{'p' * 57}...'",
+    ),
+    "unsafe_key_prefix": (
+        "dashboard.key_prefix",
+        "gwms:x",
+        "dashboard.key_prefix: expected a name of letters, digits, '.', '_' or '-', got 'gwms:x'",
+    ),
     "bad_source_kind": (
         "groups.main.job_source",
         {"kind": "rabbit"},

@@ -312,6 +312,23 @@ def test_explanation_shows_every_number_and_its_reason(world: World) -> None:
     assert "jobs: 40 idle (0 matched no entry), 0 running" in text
 
 
+def test_staging_area_is_built_and_written_once_per_process(world: World) -> None:
+    world.factory.offer("ce_osg_htcondor")
+    run_cycle(world.deps, "main")
+    [first] = world.factory.requests()
+    stage = world.tmp_path / "stage"
+    written = sorted(p for p in stage.rglob("*") if p.is_file())
+    for path in written:
+        path.unlink()
+
+    run_cycle(world.deps, "main")
+
+    [again] = world.factory.requests()
+    assert [p for p in stage.rglob("*") if p.is_file()] == [], "not written (nor read) again"
+    web = [attr for attr in first.attrs if str(attr).startswith("Web")]
+    assert web and {a: again.attrs[a] for a in web} == {a: first.attrs[a] for a in web}
+
+
 def test_staging_area_is_written_and_signed_as_advertised(world: World) -> None:
     world.factory.offer("ce_osg_htcondor")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gwms_tasks.core.ads import AdType
+from gwms_tasks.core.classad_text import matches
 from gwms_tasks.core.crypto import FactoryKey, FactoryPublicKey
 from gwms_tasks.frontend.core_config import TrustedFactory
 from gwms_tasks.frontend.core_factories import (
@@ -170,3 +171,10 @@ def test_entry_constraint_selects_entries_and_notes_unusable_ones(site: FactoryS
 
 def test_client_constraint_names_the_client() -> None:
     assert client_constraint("fe.main") == 'ReqClientName =?= "fe.main"'
+
+
+def test_client_constraint_quotes_the_client_name() -> None:
+    constraint = client_constraint('fe" || true || "')
+
+    assert not matches(constraint, {"ReqClientName": "other"})
+    assert matches(constraint, {"ReqClientName": 'fe" || true || "'})

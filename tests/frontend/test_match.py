@@ -72,6 +72,18 @@ def test_lone_jobs_do_not_all_land_on_the_same_entry() -> None:
     assert dict(result.per_entry) == {"a@g@f": 1, "b@g@f": 1, "c@g@f": 1}
 
 
+@pytest.mark.parametrize("site", ["A\x00B", "A\udc80"])
+def test_a_job_value_classad2_would_cut_or_choke_on_is_a_problem_not_a_match(
+    site: str,
+) -> None:
+    expr = MatchExpr.compile('job.Site =?= "A"')
+
+    result = split_jobs([JobGroup({"Site": site}, 2)], ENTRIES, expr)
+
+    assert (sum(result.per_entry.values()), result.unmatched) == (0, 2)
+    assert len(result.problems) == 1 and "attribute Site" in result.problems[0]
+
+
 def test_jobs_no_entry_matches_are_counted_unmatched() -> None:
     result = split_jobs([JobGroup({"RequestCpus": 64}, 7)], ENTRIES, CPUS)
 

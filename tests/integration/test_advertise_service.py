@@ -27,9 +27,10 @@ from gwms_tasks.core.downtimes import Downtimes, parse_downtimes
 from gwms_tasks.core.envelope import UserKey
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.staging import SignedDescription, SignType, StagingIndex
-from gwms_tasks.services.advertise import LIVE_DECISION_LOOPS, advertise_entry, advertise_global
+from gwms_tasks.services.advertise import advertise_entry, advertise_global
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.find_work import find_work
+from gwms_tasks.services.monitoring_decisions import LIVE_DECISION_LOOPS
 from gwms_tasks.services.orders import SubmitOrder
 from gwms_tasks.services.submit import UserDeps, execute_submit
 from tests.builders import EXAMPLE_CONFIG, FrontendSide, example_config

@@ -169,6 +169,16 @@ def test_a_time_that_is_no_time_is_a_usage_error(config: Path, redis_client: red
     assert redis_client.get(KEYS.downtimes()) is None
 
 
+@pytest.mark.parametrize("word", ["1e300", "253402300800"])
+def test_a_time_no_downtime_can_hold_is_a_usage_error(
+    config: Path, redis_client: redis.Redis, word: str
+) -> None:
+    result = run("downtime", "add", "--start", word, config=config)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --start: expected 'now', epoch seconds" in result.output
+    assert redis_client.get(KEYS.downtimes()) is None
+
+
 def test_a_broken_stored_text_is_never_made_worse(config: Path, redis_client: redis.Redis) -> None:
     redis_client.set(KEYS.downtimes(), "yesterday tomorrow\n")
     result = run("downtime", "add", "--entry", ENTRY, config=config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +93,15 @@ def test_status_names_the_limit_that_capped_a_request(factory: Factory) -> None:
     assert len(lines) == 3  # header, the entry, its one client
     assert "IdleGlideinsPerEntry 8/8" in lines[1]
     assert lines[2].endswith("entry_max_idle")
+
+
+def test_status_json_gives_the_limits_reached_by_name_with_their_numbers(factory: Factory) -> None:
+    factory.request(idle=12)  # entry max idle is 8
+    factory.find_work("run-1")
+    result = run("status", "--json", "--entry", ENTRY, config=factory.config_path)
+    [entry] = json.loads(result.output)["entries"]
+    assert entry["limits_triggered"] == {"IdleGlideinsPerEntry": "count=8, limit=8"}
+    assert [client["limits_triggered"] for client in entry["clients"]] == [{}]
 
 
 def test_status_shows_a_failed_query_and_downtimes(factory: Factory) -> None:
@@ -237,10 +245,9 @@ def test_a_retry_with_no_room_left_is_refused_and_changes_nothing(
     factory: Factory, redis_url: str
 ) -> None:
     key = _fail_one(factory, idle=8)
-    snapshot = factory.runtime.state.entries.get_snapshot(ENTRY)
-    assert snapshot is not None
-    full = {"entry": {"wait": 8}, "frontend:fe1:main": {"wait": 8}}
-    factory.runtime.state.entries.put_snapshot(replace(snapshot, counts=full))
+    factory.find_work("run-2")  # the request is still there: 8 more are submitted
+    [order] = factory.take_orders()
+    execute_submit(factory.user, order)  # and wait in the queue: the entry is full
     refused = run("submits", "retry", "--all", config=factory.config_path)
     assert refused.exit_code == 1
     assert refused.output == (

@@ -280,6 +280,18 @@ def test_a_bad_global_ad_is_rejected_with_its_reason_and_nothing_is_sent(
     assert [c.credential_id for c in world.index.list()] == ["good"]
 
 
+@pytest.mark.parametrize("client", ["cms_frontend.main\n", "cms@frontend.main"])
+def test_a_global_ad_with_an_unsafe_client_name_is_rejected(world: World, client: str) -> None:
+    ad = world.frontend.global_ad({"proxy1": ("production", SECRET)})
+    ad["Name"] = str(ad["Name"]).removesuffix(str(ad["ClientName"])) + client
+    ad["ClientName"] = client
+    world.publish(ad)
+    result = world.process()
+    assert result["rejected"] == 1
+    assert result["rejections"][ad["Name"]].startswith("malformed: ")
+    assert world.dispatcher.credentials == {}
+
+
 # --- the user worker side ---------------------------------------------------------------------
 
 
@@ -325,6 +337,23 @@ def test_a_resent_unchanged_credential_leaves_the_file_alone(world: World) -> No
     assert store_credential(world.user, order) == "unchanged"
     assert path.stat().st_ino == inode
     assert not (path.parent / (path.name + ".old")).exists()
+
+
+def test_a_symlink_in_place_of_the_credential_dir_is_refused_and_nothing_written_through_it(
+    world: World, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o755)
+    world.user.credential_dir.parent.mkdir(parents=True)
+    world.user.credential_dir.symlink_to(elsewhere)
+    world.ship({"proxy1": ("production", SECRET)})
+    world.process()
+
+    with pytest.raises(PermanentError, match="symlink"):
+        world.store_all()
+    assert list(elsewhere.iterdir()) == []
+    assert mode_of(elsewhere) == 0o755
 
 
 def test_the_compressed_companion_carries_the_idtoken_when_there_is_one() -> None:

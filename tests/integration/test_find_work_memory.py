@@ -17,11 +17,17 @@ from gwms_tasks.core.downtimes import Downtimes, parse_downtimes
 from gwms_tasks.core.envelope import UserKey
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.staging import SignedDescription, SignType, StagingIndex
-from gwms_tasks.errors import TransientError
+from gwms_tasks.errors import PermanentError, TransientError
+from gwms_tasks.ports import GlideinTags, LedgerState, Submission
 from gwms_tasks.services.deps import FactoryDeps
-from gwms_tasks.services.find_work import find_work
-from gwms_tasks.services.orders import JobActionOrder, SubmitOrder
-from gwms_tasks.services.submit import UserDeps, execute_job_action, execute_submit
+from gwms_tasks.services.find_work import find_work, submit_key_for
+from gwms_tasks.services.orders import JobActionOrder, SubmitOrder, order_lifetime
+from gwms_tasks.services.submit import (
+    SUBMIT_LOCK_SECONDS,
+    UserDeps,
+    execute_job_action,
+    execute_submit,
+)
 from tests.builders import FrontendSide, example_config
 
 ENTRY = "simulated_site"
@@ -179,3 +185,99 @@ def test_a_spoofed_request_is_rejected_and_changes_nothing(world: World) -> None
     assert world.dispatcher.submits == {}
     [decision] = world.state.entries.decisions(ENTRY).values()
     assert decision["rejected"] == "identity_mismatch"
+
+
+# ---------------------------------------------------------------------------- stale orders
+
+
+def test_an_order_older_than_its_lifetime_is_not_submitted(world: World) -> None:
+    world.request(idle=4, max_glideins=20)
+    find_work(world.deps, ENTRY, "run-1")
+    order = SubmitOrder.from_json(world.dispatcher.submits[USER][0])
+    world.now += world.user.order_lifetime + 1  # the user worker was down meanwhile
+    outcome = execute_submit(world.user, order)
+    assert (outcome.status, outcome.newly_submitted) == ("expired", 0)
+    assert world.backend.query() == []
+    assert world.state.inflight.list(ENTRY) == []
+    record = world.state.ledger.get(order.tags.submit_key)
+    assert record is not None and record.state is LedgerState.FAILED
+    assert record.detail.startswith("expired: queued 1801 s ago")
+    assert execute_submit(world.user, order).status == "previously_failed"
+
+
+def test_an_order_run_within_its_lifetime_is_submitted(world: World) -> None:
+    world.request(idle=4, max_glideins=20)
+    find_work(world.deps, ENTRY, "run-1")
+    world.now += world.user.order_lifetime
+    world.run_user_orders()
+    assert len(world.backend.query()) == 4
+
+
+def test_find_work_counts_a_queued_submit_until_no_worker_can_run_it(world: World) -> None:
+    world.request(idle=5, max_glideins=20)
+    find_work(world.deps, ENTRY, "run-1")
+    # Past its lifetime, a worker that started the order just before may still be submitting.
+    world.now += order_lifetime(world.config.factory.loop_delay) + SUBMIT_LOCK_SECONDS
+    assert find_work(world.deps, ENTRY, "run-2").submitted == 0
+    world.now += 1
+    assert find_work(world.deps, ENTRY, "run-3").submitted == 5
+    [record] = world.state.inflight.list(ENTRY)
+    assert record.queued_at == world.now
+
+
+# ---------------------------------------------------------------------------- broker failures
+
+
+def test_a_submit_the_broker_refuses_is_not_counted_and_its_decision_says_why(
+    world: World,
+) -> None:
+    world.request(idle=5, max_glideins=20)
+    world.dispatcher.fail_next(TransientError("broker unreachable"))
+    result = find_work(world.deps, ENTRY, "run-1")
+    assert (result.status, result.submitted) == ("done", 0)
+    assert world.dispatcher.submits == {}
+    assert world.state.inflight.list(ENTRY) == []
+    [(work_key, decision)] = world.state.entries.decisions(ENTRY).items()
+    assert decision["blocked"] == "broker unreachable"
+    assert str(decision["explain"]).endswith("; not sent: broker unreachable")
+    assert result.reasons[work_key] == decision["submit"]["reason"]
+    again = find_work(world.deps, ENTRY, "run-2")
+    assert again.submitted == 5, "nothing is waiting for the order that was never sent"
+
+
+def test_an_order_the_broker_may_have_taken_after_all_is_never_submitted(world: World) -> None:
+    world.request(idle=5, max_glideins=20)
+    world.dispatcher.fail_next(TransientError("timed out waiting for the broker"))
+    find_work(world.deps, ENTRY, "run-1")
+    [work_key] = world.state.entries.decisions(ENTRY)
+    key = submit_key_for("run-1", work_key)
+    record = world.state.ledger.get(key)
+    assert record is not None and record.state is LedgerState.FAILED
+    assert record.detail == "not sent: timed out waiting for the broker"
+
+
+def test_an_unknown_job_action_is_refused_by_the_dispatcher(world: World) -> None:
+    with pytest.raises(PermanentError, match="unknown job action 'explode'"):
+        world.dispatcher.send_job_action(USER, {"entry": ENTRY, "action": "explode"})
+    assert world.dispatcher.job_actions == {}
+
+
+# ---------------------------------------------------------------------------- sanitize counts
+
+
+def test_only_the_glideins_whose_orders_are_sent_count_as_removed(world: World) -> None:
+    orphans = _queue(world, 2, frontend="gone_frontend:main")  # no local user serves it
+    owned = _queue(world, 1, frontend="cms_frontend:production")
+    for job_id in (*orphans, *owned):
+        world.backend.hold(job_id, code=1)
+    result = find_work(world.deps, ENTRY, "run-1")
+    assert result.removed == 1
+    [order] = world.dispatcher.job_actions[USER]
+    assert order["job_ids"] == owned
+
+
+def _queue(world: World, count: int, frontend: str) -> list[str]:
+    tags = GlideinTags(
+        "demo_factory", "gfactory_instance", ENTRY, "x.main", "main", "c", frontend, USER, "k"
+    )
+    return world.backend.submit(Submission(tags, count, ()))

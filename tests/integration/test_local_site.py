@@ -30,7 +30,8 @@ from gwms_tasks.core.status import GlideinStatus, JobStatus
 from gwms_tasks.errors import ConfigError, PermanentError
 from gwms_tasks.keys import Keys
 from gwms_tasks.ports import GlideinTags, Submission
-from gwms_tasks.services.site_worker import SiteWorker, WorkerSettings
+from gwms_tasks.services import site_worker
+from gwms_tasks.services.site_worker import SiteWorker, WorkerSettings, run_site_worker
 
 SITE = "SITE_A"
 KEYS = Keys("lt")
@@ -512,3 +513,39 @@ def test_a_worker_with_bad_arguments_names_every_problem(
     joined = "\n".join(caught.value.problems)
     for expected in ("site:", "slots:", "hold_fraction:", "executable:"):
         assert expected in joined
+
+
+def test_reading_jobs_needs_no_transaction(
+    backend: LocalSiteBackend, site: SiteQueue, redis_client: redis.Redis
+) -> None:
+    ids = submit(backend, 2)
+    redis_client.config_resetstat()
+
+    assert [job.job_id for job in site.jobs([ids[1], "99.0", ids[0]])] == [ids[1], ids[0]]
+
+    stats = redis_client.info("commandstats")
+    assert "cmdstat_multi" not in stats
+    assert stats["cmdstat_hgetall"]["calls"] == 3
+
+
+def test_the_site_worker_connects_with_the_factorys_timeouts(
+    redis_url: str, workdir: Path, stand_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients: list[redis.Redis] = []
+
+    class Recorder:
+        def __init__(self, client: redis.Redis, *args: object) -> None:
+            clients.append(client)
+
+        def run(self, stop: threading.Event) -> None:
+            pass
+
+    monkeypatch.setattr(site_worker, "SiteWorker", Recorder)
+    run_site_worker(redis_url, SITE, 1, 0.0, workdir, stand_in, prefix=KEYS.prefix)
+
+    [client] = clients
+    params = client.connection_pool.connection_kwargs
+    assert (params["socket_timeout"], params["health_check_interval"]) == (30, 30)
+    with pytest.raises(ConfigError, match="site worker SITE_A") as caught:
+        run_site_worker("http://not-redis", SITE, 1, 0.0, workdir, stand_in)
+    assert any("invalid Redis URL" in problem for problem in caught.value.problems)

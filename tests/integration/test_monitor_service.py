@@ -35,13 +35,14 @@ from gwms_tasks.core.downtimes import Downtimes
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.model import StatusCounts
 from gwms_tasks.core.simulation import Fixed, SiteParameters
-from gwms_tasks.errors import ConfigError, PermanentError, TransientError
+from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.glidein import startup_script
 from gwms_tasks.keys import Keys
 from gwms_tasks.ports import GlideinTags, GridBackend, StateStore, Submission
 from gwms_tasks.services.aggregate import FACTORY_SERIES, aggregate
 from gwms_tasks.services.deps import FactoryDeps
 from gwms_tasks.services.monitor import monitor_entry
+from gwms_tasks.services.monitoring_decisions import LIVE_DECISION_LOOPS
 from gwms_tasks.services.site_worker import SiteWorker, WorkerSettings
 from gwms_tasks.services.staging_build import build_staging
 from tests.builders import example_config
@@ -273,6 +274,20 @@ def test_the_sample_holds_entry_and_client_counts_and_what_was_requested(world: 
     assert values == expected
 
 
+def test_the_sample_leaves_out_requests_gone_for_a_few_loops(world: World) -> None:
+    gone = world.now - LIVE_DECISION_LOOPS * world.config.factory.loop_delay - 1
+    entries = world.state.entries
+    entries.put_decision(CONDOR, "cms|a", _decided("cms.main", 5, 20))
+    entries.put_decision(CONDOR, "osg|a", {**_decided("osg.main", 7, 9), "at": gone})
+
+    monitor_entry(world.deps, CONDOR)
+
+    [(_, values)] = world.state.series.series(CONDOR, "minute", 0)
+    assert (values["requested_idle"], values["requested_max"]) == (5, 20)
+    assert (values["client:cms.main:requested_idle"], values["client:cms.main:total"]) == (5, 0)
+    assert not any(name.startswith("client:osg.main:") for name in values)
+
+
 def test_the_simulated_site_moves_forward_with_the_monitor(world: World) -> None:
     world.submit(world.sim, SIM, 3)
     world.now += 15  # past the queue time: two slots take two glideins
@@ -434,15 +449,6 @@ def test_aggregate_sums_enabled_entries_into_the_factory_series(
     assert (values["completed_1h"], values["ok_1h"], values["failed_validation_1h"]) == (2, 1, 1)
     assert values["user_jobs_1h"] == 3
     assert world.state.series.series(FACTORY_SERIES, "minute", 0) == [(world.now - 40, values)]
-
-
-def test_aggregate_refuses_an_entry_named_like_the_factory_series(world: World) -> None:
-    config = _with(world.config, world.log_base, **{FACTORY_SERIES: CONDOR})
-    deps = _deps(config, world.state, {}, lambda: world.now)
-
-    with pytest.raises(ConfigError, match="reserved for the factory-wide series"):
-        aggregate(deps)
-    assert world.state.series.series(FACTORY_SERIES, "minute", 0) == []
 
 
 # ---------------------------------------------------------------------------- real site, Redis

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from typing import Any
 import pytest
 
 from gwms_tasks.errors import PermanentError
-from gwms_tasks.privileges import drop_to_user, ensure_private_dir, lookup_user
+from gwms_tasks.private_files import ensure_private_dir
+from gwms_tasks.privileges import drop_to_user, lookup_user
 from tests.integration.celery_app_probe import can_create_users, run_in_child, temporary_users
 
 needs_root = pytest.mark.skipif(not can_create_users(), reason="needs root with useradd")
@@ -162,6 +165,30 @@ def test_other_user_cannot_list_a_private_dir(two_users: tuple[str, str], tmp_pa
     assert run_in_child(as_a) == {"list": "PermissionError"}
 
 
+@needs_root
+@pytest.mark.root
+def test_a_worker_refuses_a_dir_of_another_user_as_its_own_private_dir(
+    two_users: tuple[str, str], request: pytest.FixtureRequest
+) -> None:
+    user_a, user_b = two_users
+    reachable = Path(tempfile.mkdtemp(prefix="gwms-privtest-"))  # pytest's tmp is root's only
+    reachable.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(reachable, ignore_errors=True))
+    theirs = ensure_private_dir(reachable / "creds_b", user_b)
+    theirs.chmod(0o755)
+
+    def as_a() -> dict[str, Any]:
+        drop_to_user(user_a)
+        try:
+            ensure_private_dir(theirs)  # the current user's, as the credential store asks
+        except PermanentError as exc:
+            return {"refused": str(exc)}
+        return {"refused": ""}
+
+    assert "only root may fix it" in run_in_child(as_a)["refused"]
+    assert stat.S_IMODE(theirs.lstat().st_mode) == 0o755
+
+
 def test_symlink_in_place_of_a_private_dir_is_refused(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o755)
@@ -187,4 +214,4 @@ def test_missing_parent_is_reported(tmp_path: Path) -> None:
     me = pwd.getpwuid(os.geteuid()).pw_name
 
     with pytest.raises(PermanentError, match="cannot create"):
-        ensure_private_dir(tmp_path / "missing" / "creds", me)
+        ensure_private_dir(tmp_path / "missing" / "creds", me, parents=False)

@@ -5,6 +5,7 @@ The last tests run a real ``celery beat`` (RedBeat) and a real worker with stand
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from gwms_tasks.schedule import (
     refresh_config,
     reload,
     sync_redbeat,
+    token_digest,
 )
 from tests.integration.celery_app_probe import (
     PROBE_MODULE,
@@ -268,10 +270,48 @@ def test_operator_token_never_reaches_redis(
     accepted = current_config(redis_client, KEYS)
 
     assert accepted is not None
-    assert accepted.config.web.operator_token is None
+    stored = accepted.config.web.operator_token
+    assert stored is not None
+    expected = "sha256:" + hashlib.sha256(OPERATOR_TOKEN.encode()).hexdigest()
+    assert stored.get_secret_value() == expected  # its digest: the web servers check against it
     assert not any(
         OPERATOR_TOKEN.encode() in (value or b"") for value in _snapshot(redis_url).values()
     )
+
+
+def test_a_new_or_removed_operator_token_changes_the_stored_config(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    config = tmp_path / "factory.yaml"
+    texts = [
+        _text(redis_url, ("ce1",), extra={"web": {"operator_token": OPERATOR_TOKEN}}),
+        _text(redis_url, ("ce1",), extra={"web": {"operator_token": OPERATOR_TOKEN + "-new"}}),
+        _text(redis_url, ("ce1",)),
+    ]
+    tokens = []
+    for text in texts:
+        config.write_text(text)
+        assert reload(config).config_changed
+        accepted = current_config(redis_client, KEYS)
+        assert accepted is not None
+        token = accepted.config.web.operator_token
+        tokens.append(None if token is None else token.get_secret_value())
+
+    assert tokens == [token_digest(OPERATOR_TOKEN), token_digest(OPERATOR_TOKEN + "-new"), None]
+
+
+def test_a_token_configured_as_its_digest_is_stored_as_it_is(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    digest = token_digest(OPERATOR_TOKEN)
+    config = tmp_path / "factory.yaml"
+    config.write_text(_text(redis_url, ("ce1",), extra={"web": {"operator_token": digest}}))
+
+    reload(config)
+    accepted = current_config(redis_client, KEYS)
+
+    assert accepted is not None and accepted.config.web.operator_token is not None
+    assert accepted.config.web.operator_token.get_secret_value() == digest
 
 
 def test_tampered_accepted_config_is_refused(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gwms_tasks.adapters.memory_backend import MemoryGridBackend
+from gwms_tasks.adapters.memory_backend import MemoryGridBackend, Operation
 from gwms_tasks.adapters.memory_dashboard import MemoryDashboardHub
 from gwms_tasks.adapters.memory_dispatcher import MemoryDispatcher
 from gwms_tasks.adapters.memory_state import MemoryState
@@ -20,12 +20,18 @@ from gwms_tasks.core.envelope import UserKey
 from gwms_tasks.core.keyring import Keyring
 from gwms_tasks.core.staging import SignedDescription, SignType, StagingIndex
 from gwms_tasks.errors import TransientError
-from gwms_tasks.ports import EntrySnapshot, FailedSubmit, InflightSubmit, JsonDict
+from gwms_tasks.ports import (
+    EntrySnapshot,
+    FailedSubmit,
+    GlideinTags,
+    InflightSubmit,
+    JsonDict,
+    Submission,
+)
 from gwms_tasks.services.deps import FactoryDeps
-from gwms_tasks.services.find_work import find_work
+from gwms_tasks.services.find_work import entry_lock, find_work
 from gwms_tasks.services.orders import SubmitOrder
 from gwms_tasks.services.retry import (
-    ENTRY_LOCK,
     RetryStatus,
     retries_of,
     retry_all,
@@ -41,7 +47,6 @@ USER = "fe_cms_pilot"
 FRONTEND = "cms_frontend:production"
 ENTRY_MAX_IDLE = 200  # examples/factory.yaml, simulated_site
 FRONTEND_MAX_IDLE = 100  # the default per-frontend limits
-LOOP_DELAY = 60.0
 
 
 class RefusingDispatcher(MemoryDispatcher):
@@ -108,13 +113,17 @@ class World:
         assert failed is not None
         return failed
 
-    def set_counts(self, entry_idle: int = 0, frontend_idle: int = 0, held: int = 0) -> None:
-        """A fresh snapshot with these waiting glideins (frontend ones are part of the entry's)."""
-        counts = {
-            "entry": {"wait": entry_idle, "held": held},
-            f"frontend:{FRONTEND}": {"wait": frontend_idle},
-        }
-        self.state.entries.put_snapshot(EntrySnapshot(ENTRY, self.now, counts, entry_idle))
+    def set_counts(self, entry_idle: int = 0, frontend_idle: int = 0) -> None:
+        """Waiting glideins in the entry's queue (the frontend's are part of the entry's)."""
+        self.queue(frontend_idle, FRONTEND)
+        self.queue(entry_idle - frontend_idle, "other_frontend:main")
+
+    def queue(self, count: int, frontend: str) -> None:
+        """``count`` glideins of ``frontend`` (``name:security_class``) waiting in the queue."""
+        tags = GlideinTags(
+            "demo_factory", "gfactory_instance", ENTRY, "x.main", "main", "c", frontend, USER, "q"
+        )
+        self.backend.submit(Submission(tags, count, ()))
 
     def sent(self) -> list[SubmitOrder]:
         return [SubmitOrder.from_json(raw) for raw in self.dispatcher.submits.get(USER, [])]
@@ -211,7 +220,9 @@ def test_submits_in_flight_count_against_the_frontend_limit(world: World) -> Non
     failed = world.failed_submit(idle=5)
     world.set_counts(entry_idle=90, frontend_idle=90)
     world.state.inflight.add(
-        InflightSubmit("other", ENTRY, "cms_frontend.main", "production", "c2", FRONTEND, 7, 0.0)
+        InflightSubmit(
+            "other", ENTRY, "cms_frontend.main", "production", "c2", FRONTEND, 7, world.now
+        )
     )
     outcome = retry_failed(world.deps, failed.failed_id)
     assert (outcome.count, outcome.reason) == (FRONTEND_MAX_IDLE - 97, "frontend_max_idle")
@@ -232,18 +243,15 @@ def test_no_room_left_refuses_and_changes_nothing(world: World) -> None:
 @pytest.mark.parametrize(
     ("spoil", "reason"),
     [
-        ("stale", "stale_snapshot"),
         ("query_failed", "query_failed"),
         ("entry_downtime", "entry_downtime"),
         ("frontend_downtime", "frontend_downtime"),
     ],
 )
-def test_an_untrusted_snapshot_or_a_downtime_refuses(world: World, spoil: str, reason: str) -> None:
+def test_a_failed_query_or_a_downtime_refuses(world: World, spoil: str, reason: str) -> None:
     failed = world.failed_submit(idle=5)
-    if spoil == "stale":
-        world.now += 3 * LOOP_DELAY + 1
-    elif spoil == "query_failed":
-        world.state.entries.record_query_failure(ENTRY, "schedd unreachable", world.now)
+    if spoil == "query_failed":
+        world.backend.fail_next(Operation.QUERY, TransientError("schedd unreachable"))
     elif spoil == "entry_downtime":
         world.downtimes = parse_downtimes(f"1970-01-01T00:00:00 None {ENTRY}\n", "test")
     else:
@@ -255,14 +263,29 @@ def test_an_untrusted_snapshot_or_a_downtime_refuses(world: World, spoil: str, r
     assert world.state.failed.get(failed.failed_id) == failed
 
 
-def test_an_entry_without_glidein_counts_refuses(world: World) -> None:
+def test_a_failed_query_is_recorded_and_says_the_entry_fails_closed(world: World) -> None:
     failed = world.failed_submit(idle=5)
-    other = replace(failed, failed_id="x", entry="local_cluster")
-    other = replace(other, task_args=_retag(failed.task_args, entry="local_cluster"))
-    world.state.failed.add(other)
-    outcome = retry_failed(world.deps, "x")
-    assert (outcome.status, outcome.reason) == (RetryStatus.REFUSED, "no_snapshot")
-    assert "fails closed" in outcome.detail
+    world.backend.fail_next(Operation.QUERY, TransientError("schedd unreachable"))
+    outcome = retry_failed(world.deps, failed.failed_id)
+    assert "fails closed (schedd unreachable)" in outcome.detail
+    snapshot = world.state.entries.get_snapshot(ENTRY)
+    assert snapshot is not None and snapshot.error == "schedd unreachable"
+
+
+def test_glideins_submitted_since_the_last_snapshot_count_against_the_limit(
+    world: World,
+) -> None:
+    failed = world.failed_submit(idle=5)
+    world.state.entries.put_snapshot(EntrySnapshot(ENTRY, world.now, {}, 0))  # a fresh one
+    world.queue(ENTRY_MAX_IDLE - 2, "other_frontend:main")  # submitted and no longer in flight
+    outcome = retry_failed(world.deps, failed.failed_id)
+    assert (outcome.status, outcome.count, outcome.reason) == (
+        RetryStatus.SENT,
+        2,
+        "entry_max_idle",
+    )
+    snapshot = world.state.entries.get_snapshot(ENTRY)
+    assert snapshot is not None and snapshot.glideins == ENTRY_MAX_IDLE - 2
 
 
 def test_a_class_no_longer_served_by_that_user_refuses(world: World) -> None:
@@ -288,7 +311,7 @@ def test_an_unknown_id_is_not_found(world: World) -> None:
 
 def test_a_retry_waits_for_no_find_work_and_find_work_for_no_retry(world: World) -> None:
     failed = world.failed_submit(idle=5)
-    token = world.state.locks.acquire(ENTRY_LOCK.format(entry=ENTRY), ttl=30)
+    token = world.state.locks.acquire(entry_lock(ENTRY), ttl=30)
     assert token is not None
     outcome = retry_failed(world.deps, failed.failed_id)
     assert (outcome.status, outcome.reason) == (RetryStatus.REFUSED, "entry_busy")

@@ -12,13 +12,17 @@ import yaml
 
 from gwms_tasks.adapters.local_site import LocalSiteBackend
 from gwms_tasks.adapters.simulated import SimulatedBackend
+from gwms_tasks.adapters.user_keys import RedisUserKeys
 from gwms_tasks.config_file import read_config
-from gwms_tasks.errors import PermanentError
+from gwms_tasks.core.envelope import UserKey
+from gwms_tasks.errors import PermanentError, TransientError
 from gwms_tasks.keys import Keys
 from gwms_tasks.runtime import Runtime
 from gwms_tasks.schedule import reload
+from gwms_tasks.services.orders import order_lifetime
 from gwms_tasks.services.staging_build import build_staging, staging_spec_from_config
 from tests.integration.celery_app_probe import broker_db
+from web.auth import token_matches
 
 pytestmark = pytest.mark.redis
 TOKEN = "operator-token-0123456789"
@@ -53,7 +57,7 @@ def _write(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def test_a_reload_switches_config_keeps_the_token_and_rebuilds_backends(
+def test_a_reload_switches_config_the_token_still_works_and_backends_are_rebuilt(
     tmp_path: Path, redis_url: str
 ) -> None:
     path = _write(tmp_path / "f.yaml", _config(tmp_path, redis_url, {"e1": SIM}))
@@ -67,7 +71,8 @@ def test_a_reload_switches_config_keeps_the_token_and_rebuilds_backends(
     config = runtime.refresh()
     assert set(config.entries) == {"e1", "e2"}
     assert config.web.operator_token is not None
-    assert config.web.operator_token.get_secret_value() == TOKEN
+    # The stored copy holds the token's digest: the token itself still authenticates.
+    assert token_matches(config.web.operator_token.get_secret_value(), TOKEN)
     assert isinstance(runtime.backend_for("e1"), LocalSiteBackend)
 
 
@@ -124,3 +129,78 @@ def test_the_factory_key_is_created_once_then_only_read(tmp_path: Path, redis_ur
     created = Runtime(config).create_factory_key()
     assert Runtime(config).keyring().current.pub_key_id == created.current.pub_key_id
     assert (tmp_path / "work" / "rsa.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_downtimes_are_parsed_again_only_when_they_changed(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    path = _write(tmp_path / "f.yaml", _config(tmp_path, redis_url, {"e1": SIM, "e2": SIM}))
+    runtime = Runtime(read_config(path))
+    first = runtime.downtimes()
+    assert runtime.downtimes() is first
+    redis_client.set(Keys().downtimes(), "1970-01-01T00:00:00 None e1\n")
+    from_redis = runtime.downtimes()
+    assert from_redis is not first and from_redis.down_at(time.time(), "e1") is not None
+    assert runtime.downtimes() is from_redis
+    (tmp_path / "downtimes").write_text("1970-01-01T00:00:00 None e2\n")
+    with_file = runtime.downtimes()
+    assert with_file is not from_redis and with_file.down_at(time.time(), "e2") is not None
+    assert runtime.downtimes() is with_file
+
+
+def test_downtimes_of_an_unreachable_state_redis_are_a_transient_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "f.yaml", _config(tmp_path, "redis://127.0.0.1:1/0", {"e1": SIM}))
+    with pytest.raises(TransientError, match="Redis unavailable while trying to read the down"):
+        Runtime(read_config(path)).downtimes()
+
+
+def _user_runtime(tmp_path: Path, redis_url: str) -> Runtime:
+    data = _config(tmp_path, redis_url, {"e1": SIM})
+    data["factory"]["loop_delay"] = 600
+    data["factory"]["advertise_delay"] = 1
+    return Runtime(read_config(_write(tmp_path / "f.yaml", data)))
+
+
+def test_a_user_worker_publishes_its_key_and_reads_it_once(tmp_path: Path, redis_url: str) -> None:
+    runtime = _user_runtime(tmp_path, redis_url)
+    deps = runtime.user_deps("fe_user")
+    assert deps.user_key is not None
+    published = RedisUserKeys(runtime.state_client, runtime.keys).public_pem("fe_user")
+    assert published == deps.user_key.public_pem
+    assert deps.order_lifetime == order_lifetime(600) == 3000
+    assert runtime.user_deps("fe_user").user_key is deps.user_key
+    again = Runtime(runtime.config).user_deps("fe_user").user_key  # another process: its file
+    assert again is not None and again.public_pem == published
+
+
+def test_a_user_worker_refuses_to_start_when_another_key_is_published_for_its_user(
+    tmp_path: Path, redis_url: str
+) -> None:
+    runtime = _user_runtime(tmp_path, redis_url)
+    keys = RedisUserKeys(runtime.state_client, runtime.keys)
+    intruder = UserKey.generate().public_pem  # e.g. published by another user's worker
+    keys.publish("fe_user", intruder)
+    with pytest.raises(PermanentError) as refused:
+        runtime.user_deps("fe_user")
+    assert str(refused.value) == (
+        "another key is published for user fe_user; if this worker's key was regenerated "
+        "on purpose run `gwms worker-key reset fe_user`"
+    )
+    assert keys.public_pem("fe_user") == intruder
+    keys.remove("fe_user")  # what `gwms worker-key reset fe_user` does
+    assert runtime.user_deps("fe_user").user_key is not None
+    assert keys.public_pem("fe_user") != intruder
+
+
+def test_a_reload_that_removes_the_token_disables_writes_at_once(
+    tmp_path: Path, redis_url: str
+) -> None:
+    path = _write(tmp_path / "f.yaml", _config(tmp_path, redis_url, {"e1": SIM}))
+    runtime = Runtime(read_config(path))
+    assert runtime.config.web.operator_token is not None
+    data = _config(tmp_path, redis_url, {"e1": SIM})
+    del data["web"]["operator_token"]
+    _write(path, data)
+    reload(path)
+    runtime._checked_at = float("-inf")
+    assert runtime.refresh().web.operator_token is None

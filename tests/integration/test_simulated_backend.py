@@ -109,9 +109,25 @@ def test_unreachable_redis_is_a_transient_error() -> None:
     backend = SimulatedBackend.on_redis(
         client, KEYS, SITE, "fact", "gi", "ce1", random.Random(1), Clock()
     )
-    with pytest.raises(TransientError, match="Redis failed"):
+    with pytest.raises(TransientError, match="Redis unavailable"):
         backend.query()
-    with pytest.raises(TransientError, match="Redis failed"):
+    with pytest.raises(TransientError, match="Redis unavailable"):
+        backend.submit(Submission(TAGS, 1, ["-v"]))
+
+
+def test_an_acl_refusal_is_a_permanent_error_not_retried(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    redis_client.acl_setuser(
+        "no_sim", enabled=True, passwords=["+pw"], keys=["other:*"], commands=["+@all"]
+    )
+    client = redis.Redis.from_url(redis_url.replace("redis://", "redis://no_sim:pw@"))
+    backend = SimulatedBackend.on_redis(
+        client, KEYS, SITE, "fact", "gi", "ce1", random.Random(1), Clock()
+    )
+    with pytest.raises(PermanentError, match="ACL user lacks this permission"):
+        backend.query()
+    with pytest.raises(PermanentError, match="ACL user lacks this permission"):
         backend.submit(Submission(TAGS, 1, ["-v"]))
 
 

@@ -25,6 +25,7 @@ from gwms_tasks.services.staging_build import (
     DEFAULT_KEEP_OLD_SECONDS,
     build_staging,
     load_builtin_files,
+    publish_files,
     staging_spec_from_config,
 )
 
@@ -114,6 +115,28 @@ def test_leftovers_of_a_killed_build_are_removed(tmp_path: Path) -> None:
     (leftover / "half.cfg").write_text("half")
     build_staging(_spec(), stage, now=T0)
     assert not leftover.exists()
+
+
+def test_temp_files_of_a_killed_write_are_removed_and_files_are_world_readable(
+    tmp_path: Path,
+) -> None:
+    stage = tmp_path / "stage"
+    build_staging(_spec(), stage, now=T0)
+    leftovers = [stage / ".signatures.sha1.abc123.tmp", stage / "entry_ce1" / ".x.cfg.def.tmp"]
+    for leftover in leftovers:
+        leftover.write_text("half")
+    build_staging(_spec(), stage, now=T0 + 1)
+    assert not any(leftover.exists() for leftover in leftovers)
+    for relative in _served(stage):
+        assert (stage / relative).stat().st_mode & 0o777 == 0o644
+
+
+def test_published_files_are_rewritten_only_when_changed(tmp_path: Path) -> None:
+    stage = tmp_path / "stage"
+    assert publish_files(stage, {"a.cfg": b"a", "sub/b.cfg": b"b"}) == 2
+    assert publish_files(stage, {"a.cfg": b"a", "sub/b.cfg": b"B"}) == 1
+    assert (stage / "sub" / "b.cfg").read_bytes() == b"B"
+    assert _served(stage) == {"a.cfg", "sub/b.cfg"}
 
 
 def test_an_unwritable_stage_dir_is_a_permanent_error(tmp_path: Path) -> None:

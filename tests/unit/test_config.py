@@ -139,7 +139,7 @@ def test_entry_without_limits_gets_the_glideinwms_defaults() -> None:
         limits.max_release_per_cycle,
     ) == (100, 5, 20)
     assert (entry.submit.cluster_size, entry.submit.sleep, entry.remove.sleep) == (10, 0.2, 0.2)
-    assert entry.stale_ages() == StaleAges(idle=604800.0, running=2678400.0, unclaimed=7200.0)
+    assert entry.stale_ages() == StaleAges(idle=604800.0, running=2678400.0)
     assert entry.held_policy() == HeldPolicy()
     assert (entry.verbosity, entry.slots_layout, entry.trust_domain) == (
         Verbosity.STD,
@@ -163,7 +163,6 @@ def test_factory_defaults_follow_glideinwms() -> None:
     assert factory.work_dir == PurePosixPath("/srv/work")
     assert isinstance(config.dashboard, RedisDashboard)
     assert config.dashboard.ad_lifetime == DEFAULT_AD_LIFETIME
-    assert config.dashboard.prefix_for("fe_cms") == "gwms:dashboard:fe_cms:"
     assert (config.web.listen_port, config.web.public_read, config.web.operator_token) == (
         8080,
         True,

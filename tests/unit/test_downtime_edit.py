@@ -35,7 +35,20 @@ def test_times_are_now_epoch_seconds_or_iso(word: str, expected: float) -> None:
     assert parse_moment(word, NOW) == expected
 
 
-@pytest.mark.parametrize("word", ["tomorrow", "", "inf", "nan", "2023-13-01T00:00:00"])
+@pytest.mark.parametrize(
+    "word",
+    [
+        "tomorrow",
+        "",
+        "inf",
+        "nan",
+        "2023-13-01T00:00:00",
+        "1e300",
+        "-1e300",
+        "253402300800",  # year 10000
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    ],
+)
 def test_anything_else_is_refused_with_the_formats_expected(word: str) -> None:
     with pytest.raises(ValueError, match="expected 'now', epoch seconds or an ISO-8601 time"):
         parse_moment(word, NOW)

@@ -64,6 +64,7 @@ BAD_LINES = [
     ),
     ("2024-05-01T10:00:00 None ce/1", "line 2: expected a name of letters, digits, '.', '_'"),
     ("None None", "line 2: START: expected an ISO-8601 time"),
+    ("9999-12-31T23:59:59.999999 None", "line 2: START: expected an ISO-8601 time"),
 ]
 
 
@@ -162,6 +163,14 @@ def test_impossible_downtimes_cannot_be_built() -> None:
         Downtime(NOON, MAY_1)
     with pytest.raises(ValueError, match="scope names"):
         DowntimeScope("ce 1")
+
+
+@pytest.mark.parametrize("moment", [1e300, -1e300, float("inf"), float("nan"), 253402300800.0])
+def test_a_downtime_at_a_time_no_file_can_hold_is_a_config_error(moment: float) -> None:
+    with pytest.raises(ConfigError, match="is not a time of the years 1 to 9999"):
+        Downtime(moment, None)
+    with pytest.raises(ConfigError, match="end: "):
+        Downtime(MAY_1, moment)
 
 
 _NAMES = st.text(alphabet="abcXYZ019._-", min_size=1, max_size=8)

@@ -14,7 +14,6 @@ from gwms_tasks.core.escaping import (
     Verbosity,
     escape_param,
     glidein_arguments,
-    quote_arguments_for_grid_type,
     unescape_param,
 )
 from gwms_tasks.core.staging import SignType
@@ -169,15 +168,3 @@ def test_values_that_cannot_travel_are_refused_with_the_option_named(
 ) -> None:
     with pytest.raises(PermanentError, match=message):
         glidein_arguments(startup, params)
-
-
-def test_condor_and_batch_grid_types_take_the_arguments_unquoted() -> None:
-    args = ["-name", "g", "-param_X", "a.nbsp,b"]
-    assert quote_arguments_for_grid_type(args, "condor") == "-name g -param_X a.nbsp,b"
-    assert quote_arguments_for_grid_type(args, "batch slurm") == "-name g -param_X a.nbsp,b"
-
-
-def test_other_grid_types_get_the_arguments_quoted_with_inner_quotes_escaped() -> None:
-    args = ["-name", 'g"x', "-cluster", "$(Cluster)"]
-    assert quote_arguments_for_grid_type(args, "arc") == '"-name g\\"x -cluster $(Cluster)"'
-    assert quote_arguments_for_grid_type(args, "nordugrid").startswith('"')

@@ -213,6 +213,32 @@ def test_empty_or_garbage_output_is_unknown(text: str) -> None:
     assert parse_glidein_output(text).result is GlideinResult.UNKNOWN
 
 
+@pytest.mark.parametrize("code", ["--5", "\u00b2", "-\u00b2", "1" * 5000])
+def test_a_failure_code_that_is_not_a_plain_integer_is_left_out(code: str) -> None:
+    outcome = parse_glidein_output(
+        _log(START, "=== Validation failure x (1001) ===", f"GLIDEIN_FAILURE_CODE {code}")
+    )
+    assert outcome.failure is not None
+    assert outcome.failure.code is None
+    assert outcome.result is GlideinResult.VALIDATION_FAILED
+
+
+def test_numbers_too_long_or_not_ascii_are_not_read_and_do_not_raise() -> None:
+    huge = "9" * 5000
+    outcome = parse_glidein_output(
+        _log(
+            f"=== Glidein starting x ({huge}) ===",
+            "=== Glidein starting x (\u0661\u0662) ===",  # Arabic-Indic digits
+            f"=== Glidein ending x (4662) with code {huge} after 10 ===",
+            "=== Stats of main ===",
+            f"Total jobs {huge}",
+            "=== End Stats of main ===",
+        )
+    )
+    assert (outcome.started_at, outcome.exit_code, outcome.jobs_run) == (None, None, None)
+    assert outcome.result is GlideinResult.UNKNOWN
+
+
 @given(
     st.lists(
         st.sampled_from(
@@ -224,6 +250,9 @@ def test_empty_or_garbage_output_is_unknown(text: str) -> None:
                 _end(0),
                 "=== Validation failure (1) ===",
                 "GLIDEIN_FAILURE_CODE 3",
+                "GLIDEIN_FAILURE_CODE --5",
+                "GLIDEIN_FAILURE_CODE \u00b2",
+                f"=== Glidein ending (1) with code {'9' * 5000} after 1 ===",
                 "x",
             ]
         )

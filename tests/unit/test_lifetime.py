@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gwms_tasks.core.config_parts import Lifetime
 from gwms_tasks.core.lifetime import (
     COLLECTOR_UPDATE_GRACE,
     CREDENTIAL_MARGIN,
@@ -18,6 +19,7 @@ from gwms_tasks.core.lifetime import (
     glidein_lifetime,
     token_expiry,
 )
+from gwms_tasks.core.staging import DEFAULT_CONDOR_VARS
 from gwms_tasks.errors import ConfigError
 
 START = 1_700_000_000.0
@@ -226,3 +228,19 @@ def test_malformed_token_is_a_clear_error(text: str, problem: str) -> None:
         token_expiry(text)
     assert caught.value.source == "IDTOKEN"
     assert problem in caught.value.problems[0]
+
+
+def test_config_staging_and_lifetime_defaults_are_the_same_values() -> None:
+    configured = Lifetime().glidein_attributes()
+    staged = {var.name: var.default for var in DEFAULT_CONDOR_VARS if var.name in configured}
+    assert staged == {name: str(value) for name, value in configured.items()}
+    knobs = LifetimeKnobs()
+    assert (configured["GLIDEIN_Retire_Time"], configured["GLIDEIN_Job_Max_Time"]) == (
+        knobs.retire_time,
+        knobs.job_max_time,
+    )
+    assert (
+        configured["GLIDEIN_Graceful_Shutdown"],
+        configured["GLIDEIN_Max_Idle"],
+        configured["GLIDEIN_Max_Tail"],
+    ) == (knobs.graceful_shutdown, knobs.max_idle, knobs.max_tail)

@@ -161,11 +161,11 @@ def test_sweep_skips_glideins_chosen_for_excess_removal() -> None:
 
     removal = result.demands[0].removal
     assert removal is not None and removal.stage is RemovalStage.HELD
-    assert result.excess_removals == ("1.0", "2.0")
+    assert removal.job_ids == ("1.0", "2.0")
     assert result.sanitize.actions == ()
 
 
-def test_triggered_limits_use_the_ad_suffixes_and_count_this_cycles_submissions() -> None:
+def test_a_frontend_idle_limit_counts_this_cycles_submissions() -> None:
     queue = Queue()
     glideins = queue.add("pending " * 4) + queue.add("pending", frontend="fe2")
 
@@ -173,40 +173,17 @@ def test_triggered_limits_use_the_ad_suffixes_and_count_this_cycles_submissions(
 
     assert result.demands[0].submit.count == 4
     assert result.demands[0].submit.reason is SubmitReason.FRONTEND_MAX_IDLE
-    assert result.triggered_limits == {"IdlePerClass_vo:sc": "count=8, limit=8"}
 
 
-def test_triggered_held_limit_of_a_blocked_entry() -> None:
+def test_the_held_limit_blocks_the_entry() -> None:
     glideins = Queue().add("held " * 10, frontend="fe2")
 
     result = plan(glideins, [make_demand()])
 
     assert result.demands[0].submit.reason is SubmitReason.ENTRY_MAX_HELD
-    assert result.triggered_limits == {"HeldGlideinsPerEntry": "count=10, limit=10"}
 
 
-def test_triggered_limits_are_recomputed_every_cycle_not_remembered() -> None:
-    queue = Queue()
-    full = queue.add("pending " * 10)
-
-    assert "IdleGlideinsPerEntry" in plan(full, []).triggered_limits
-    assert plan(full[:3], []).triggered_limits == {}
-
-
-def test_triggered_total_limits_count_idle_and_running() -> None:
-    limits = EntryLimits(
-        per_entry=GlideinLimits(max_idle=100, max_held=100, max_glideins=5),
-        default_per_frontend=GlideinLimits(max_idle=100, max_held=100, max_glideins=4),
-    )
-    glideins = Queue().add("pending running running running running held")
-
-    assert plan(glideins, [], limits).triggered_limits == {
-        "TotalGlideinsPerEntry": "count=5, limit=5",
-        "TotalPerClass_vo:sc": "count=5, limit=4",
-    }
-
-
-def test_client_view_sums_every_credential_of_the_client() -> None:
+def test_a_demand_counts_only_the_glideins_of_its_own_credential() -> None:
     queue = Queue()
     glideins = queue.add("running pending", cred="c1") + queue.add("wait", cred="c2")
     glideins += queue.add("running", client="vo.other", cred="o")
@@ -217,14 +194,9 @@ def test_client_view_sums_every_credential_of_the_client() -> None:
 
     result = plan(glideins, demands)
 
-    views = result.client_views()
-    assert set(views) == {"vo.main"}
-    view = views["vo.main"]
-    assert view.counts == StatusCounts(wait=1, pending=1, running=1)
-    assert (view.requested_idle, view.adjusted_idle, view.requested_max) == (4, 3, 15)
-    assert view.submitted == 2
-    assert result.client_counts["vo.other"] == StatusCounts(running=1)
     assert result.demands[0].counts == StatusCounts(pending=1, running=1)
+    assert result.demands[1].counts == StatusCounts(wait=1)
+    assert result.entry_counts == StatusCounts(wait=1, pending=1, running=2)
 
 
 def test_two_demands_with_one_work_key_are_refused() -> None:
@@ -245,7 +217,6 @@ def test_plan_dict_is_plain_json() -> None:
     assert data["sanitize"]["actions"] == [
         {"job_id": "2.0", "action": "remove", "reason": "held_unrecoverable"}
     ]
-    assert data["triggered_limits"] == {}
 
 
 def test_the_frontend_with_fewer_glideins_is_served_first_when_the_entry_is_short() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gwms_tasks.core.ads import client_ad_name
 from gwms_tasks.core.config import FactoryConfig
 from gwms_tasks.core.crypto import FactoryKey, SymKey
 from gwms_tasks.core.decisions import DownReason, RemoveExcess
@@ -98,6 +99,20 @@ def _drop(name: str) -> Callable[[dict[str, Any], FrontendSide], None]:
     return lambda ad, fe: ad.pop(name)
 
 
+def _append(name: str, text: str) -> Callable[[dict[str, Any], FrontendSide], None]:
+    return lambda ad, fe: ad.__setitem__(name, ad[name] + text)
+
+
+def _client_name(client: str) -> Callable[[dict[str, Any], FrontendSide], None]:
+    """ClientName set to ``client`` and the Name made consistent with it (as a frontend would)."""
+
+    def mutate(ad: dict[str, Any], fe: FrontendSide) -> None:
+        ad["Name"] = ad["Name"].removesuffix(ad["ClientName"]) + client
+        ad["ClientName"] = client
+
+    return mutate
+
+
 def _enc(name: str, value: str) -> Callable[[dict[str, Any], FrontendSide], None]:
     return lambda ad, fe: ad.__setitem__(f"GlideinEncParam{name}", fe.sym.encrypt_hex(value))
 
@@ -117,6 +132,15 @@ MUTATIONS: list[tuple[str, Callable[[dict[str, Any], FrontendSide], None], Rejec
         RejectReason.WRONG_FACTORY,
     ),
     ("bad ReqName", _set("ReqName", "just_a_name"), RejectReason.UNSAFE_NAME),
+    ("'@' in ClientName", _client_name("cms@x"), RejectReason.UNSAFE_NAME),
+    ("newline after ClientName", _client_name("cms_frontend.main\n"), RejectReason.UNSAFE_NAME),
+    ("Name of another client", _set("ClientName", "dune.main"), RejectReason.UNSAFE_NAME),
+    ("newline after Name", _append("Name", "\n"), RejectReason.UNSAFE_NAME),
+    (
+        "space in credential id of Name",
+        _set("Name", "cred 1_simulated_site@gfactory_instance@demo_factory@cms_frontend.main"),
+        RejectReason.UNSAFE_NAME,
+    ),
     ("v2 request", _enc("x509_proxy_0", "proxy"), RejectReason.V2_PROTOCOL),
     ("no key", _drop("ReqPubKeyID"), RejectReason.NOT_ENCRYPTED),
     ("unknown key id", _set("ReqPubKeyID", "00" * 16), RejectReason.UNKNOWN_KEY),
@@ -217,6 +241,25 @@ def test_a_credential_id_that_could_leave_the_credential_directory_is_rejected(
     assert "credential id" in result.detail
 
 
+def test_a_credential_id_with_a_trailing_newline_is_rejected(config, factory_key) -> None:
+    fe = FrontendSide(factory_key)
+    ad = fe.request("local_cluster", enc={"SubmitProxy": "proxy_42\n"})
+    result = _validate(ad, config, factory_key, entry="local_cluster")
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.CREDENTIALS
+
+
+def test_content_put_in_place_of_a_credential_id_is_not_echoed(config, factory_key) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBsecretbody\n-----END CERTIFICATE-----\n"
+    fe = FrontendSide(factory_key)
+    ad = fe.request("local_cluster", enc={"SubmitProxy": pem})
+    result = _validate(ad, config, factory_key, entry="local_cluster")
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.CREDENTIALS
+    assert "MIIB" not in result.explain() and "BEGIN" not in result.explain()
+    assert f"{len(pem)} characters" in result.detail
+
+
 def test_grid_proxy_entry_without_proxy_is_rejected(config, factory_key) -> None:
     fe = FrontendSide(factory_key)
     ad = fe.request("local_cluster", enc={})
@@ -269,6 +312,8 @@ def test_fuzzed_requests_are_either_valid_or_rejected_with_a_reason(
     identity = data.draw(st.sampled_from([CMS_ID, DUNE_ID, None, "x"]))
     result = _validate(ad, config, factory_key, identity=identity)
     assert isinstance(result, Request | Rejection)
+    if isinstance(result, Request):  # its glidefactoryclient ad can be named
+        assert client_ad_name(result.req_name, result.demand.client)
     if isinstance(result, Rejection):
         assert isinstance(result.reason, RejectReason)
         assert result.detail

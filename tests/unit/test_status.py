@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +101,14 @@ def test_age_prefers_the_backend_clock() -> None:
         "1.0", "ce1", "c", "sc", "id", "fe:sc", JobStatus.IDLE, entered_current_status=100.0
     )
     assert no_server.age(now=1_000.0) == 900.0
+
+
+def test_a_glideins_status_is_classified_when_made_and_follows_a_replaced_status() -> None:
+    glidein = _glidein("1.0", JobStatus.RUNNING, "PENDING")
+    assert glidein.status is GlideinStatus.IDLE_OTHER
+    held = dataclasses.replace(glidein, job_status=JobStatus.HELD)
+    assert held.status is GlideinStatus.HELD
+    assert dataclasses.replace(glidein, grid_job_status=None).status is GlideinStatus.RUNNING
+    assert glidein == _glidein("1.0", JobStatus.RUNNING, "PENDING")
+    with pytest.raises(ValueError):
+        _glidein("1.1", 9)  # type: ignore[arg-type]

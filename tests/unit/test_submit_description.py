@@ -28,7 +28,6 @@ from gwms_tasks.core.submit_description import (
     grid_resource,
     literal,
     log_nr,
-    parse_grid_type,
     periodic_remove,
 )
 from gwms_tasks.errors import ConfigError, PermanentError
@@ -308,7 +307,9 @@ def test_batch_entry_without_a_proxy_transfers_dev_null_in_its_place() -> None:
     assert describe(GridType.BATCH)["transfer_input_files"] == "/dev/null"
 
 
-@pytest.mark.parametrize("path", ["/creds/a b", "/creds/a,b", "/creds/$(HOME)", '/creds/"x'])
+@pytest.mark.parametrize(
+    "path", ["/creds/a b", "/creds/a,b", "/creds/$(HOME)", '/creds/"x', "/creds/p\n"]
+)
 def test_credential_paths_that_would_break_the_description_are_refused(path: str) -> None:
     with pytest.raises(PermanentError, match="X509_USER_PROXY"):
         describe(environment={"X509_USER_PROXY": path})
@@ -391,7 +392,13 @@ def test_log_number_is_the_utc_date() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("client", "../etc"), ("client", "fe/main"), ("username", ".."), ("username", "a b")],
+    [
+        ("client", "../etc"),
+        ("client", "fe/main"),
+        ("username", ".."),
+        ("username", "a b"),
+        ("username", "fe_cms\n"),
+    ],
 )
 def test_names_unsafe_in_a_log_path_are_refused(field: str, value: str) -> None:
     with pytest.raises(PermanentError, match="file name"):
@@ -440,6 +447,8 @@ def test_submit_attrs_cannot_override_what_the_factory_sets(name: str) -> None:
         ({"max_walltime": 0}, "max_walltime"),
         ({"submit_attrs": (SubmitAttr("+A", "1\nqueue 99"),)}, "submit_attrs"),
         ({"submit_attrs": (SubmitAttr("bad name", "1"),)}, "submit_attrs"),
+        ({"submit_attrs": (SubmitAttr("+A\n", "1"),)}, "submit_attrs"),
+        ({"executable": "/srv/glidein_startup.sh\n"}, "executable"),
     ],
 )
 def test_unusable_entry_settings_are_config_errors(
@@ -455,27 +464,6 @@ def test_unusable_entry_settings_are_config_errors(
     }
     with pytest.raises(ConfigError, match=problem):
         EntrySubmitSettings(grid_type=grid_type, **(base | changes))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("condor", (GridType.CONDOR, None)),
-        ("batch slurm", (GridType.BATCH, "slurm")),
-        ("  arc ", (GridType.ARC, None)),
-        ("nordugrid", (GridType.NORDUGRID, None)),
-    ],
-)
-def test_grid_type_strings_of_glideinwms_configs_are_understood(
-    text: str, expected: tuple[GridType, str | None]
-) -> None:
-    assert parse_grid_type(text) == expected
-
-
-@pytest.mark.parametrize("text", ["gt2", "gt5", "batch", "condor extra", "", "slurm"])
-def test_unknown_or_obsolete_grid_types_are_config_errors(text: str) -> None:
-    with pytest.raises(ConfigError, match="grid_type"):
-        parse_grid_type(text)
 
 
 # -- submission checks -------------------------------------------------------------------------

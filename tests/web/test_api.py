@@ -17,8 +17,11 @@ from gwms_tasks.core.config import FactoryConfig, WebConfig
 from gwms_tasks.core.glidein_log import GlideinResult
 from gwms_tasks.errors import ConfigError
 from gwms_tasks.keys import Keys
+from gwms_tasks.ports import JsonDict
+from gwms_tasks.services.aggregate import FACTORY_SERIES, aggregate
 from gwms_tasks.services.monitoring_models import GlideinCounts
 from gwms_tasks.services.orders import SubmitOrder
+from gwms_tasks.services.retry import RetryOutcome, RetryStatus
 from tests.web.conftest import live_server
 from tests.web.world import CLIENT, ENTRY, FRONTEND, USER, VALIDATION, FactoryWorld
 from web.app import create_app, stage_path
@@ -151,6 +154,32 @@ def test_retry_of_an_unknown_failed_submit_is_404(client: httpx.Client) -> None:
         "/api/failed-submits/nope/retry", headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert (response.status_code, response.json()["detail"]) == (404, "no failed submit 'nope'")
+
+
+def test_a_failed_submit_retried_by_someone_else_meanwhile_is_404(
+    world: FactoryWorld, tmp_path: Path
+) -> None:
+    failed = world.refused_submit(idle=8)
+
+    def retried_elsewhere(failed_id: str) -> JsonDict:
+        return RetryOutcome(failed_id, RetryStatus.NOT_FOUND, detail="gone").to_json()
+
+    config = with_web(world.config, operator_token=TOKEN)
+    app = create_app(world.sources(config=config, retry=retried_elsewhere), tmp_path)
+    with live_server(app) as url:
+        response = httpx.post(
+            f"{url}/api/failed-submits/{failed.failed_id}/retry",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"no failed submit {failed.failed_id!r}"
+
+
+def test_the_factory_wide_series_is_served(world: FactoryWorld, client: httpx.Client) -> None:
+    values = aggregate(world.deps)
+    body = client.get(f"/api/entries/{FACTORY_SERIES}/series", params={"range": "day"}).json()
+    assert body["entry"] == FACTORY_SERIES
+    assert {name: column[-1] for name, column in body["values"].items()} == values
 
 
 def test_a_state_store_that_is_down_gives_503_with_the_reason(

@@ -9,10 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gwms_tasks.config_file import read_config
 from gwms_tasks.core.config import WebConfig
+from gwms_tasks.runtime import Runtime
+from gwms_tasks.schedule import reload, token_digest
+from gwms_tasks.services.monitoring_view import MonitoringSources
 from tests.web.conftest import live_server
-from tests.web.world import ENTRY, FactoryWorld
+from tests.web.world import ENTRY, FactoryWorld, config_file
 from web.app import create_app
+from web.wiring import runtime_sources
 
 TOKEN = "operator-token-0123456789"
 READS = ("/api/overview", f"/api/entries/{ENTRY}", "/api/frontends/cms_frontend", "/metrics")
@@ -162,3 +167,63 @@ def test_pages_carry_a_strict_content_security_policy(
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in api.headers
+
+
+# --- one config per request, and the token a reload sets ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/overview", 200),
+        ("GET", "/metrics", 200),
+        ("POST", "/api/failed-submits/nope/retry", 404),
+    ],
+)
+def test_a_request_checks_the_token_of_the_config_it_reads(
+    memory_world: FactoryWorld, tmp_path: Path, method: str, path: str, status: int
+) -> None:
+    config = memory_world.config.model_copy(
+        update={"web": WebConfig.model_validate({"operator_token": TOKEN, "public_read": False})}
+    )
+    built: list[MonitoringSources] = []
+
+    def provide() -> MonitoringSources:
+        built.append(memory_world.sources(config=config))
+        return built[-1]
+
+    with live_server(create_app(provide, tmp_path)) as url:
+        before = len(built)
+        response = httpx.request(method, url + path, headers=bearer(TOKEN), timeout=10)
+        during = len(built) - before
+    assert response.status_code == status
+    assert during == 1  # the token check and the endpoint share one set of sources
+
+
+def test_a_token_configured_as_its_digest_is_checked_against_it(
+    memory_world: FactoryWorld, tmp_path: Path
+) -> None:
+    digest = token_digest(TOKEN)
+    with served(memory_world, tmp_path, operator_token=digest, public_read=False) as client:
+        allowed = client.get("/api/overview", headers=bearer(TOKEN))
+        the_digest = client.get("/api/overview", headers=bearer(digest))
+        wrong = client.get("/api/overview", headers=bearer(TOKEN + "x"))
+    assert (allowed.status_code, the_digest.status_code, wrong.status_code) == (200, 401, 401)
+
+
+def test_a_reload_with_a_new_token_lets_the_new_one_in_and_the_old_one_out(
+    redis_url: str, tmp_path: Path
+) -> None:
+    old, new = "operator-token-before-reload", "operator-token-after-reload"
+    path = tmp_path / "factory.yaml"
+    config_file(path, redis_url, operator_token=old, public_read=False)
+    runtime = Runtime(read_config(path))
+    app = create_app(runtime_sources(runtime, None), tmp_path / "stage")
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        before = client.get("/api/overview", headers=bearer(old))
+        reload(config_file(path, redis_url, operator_token=new, public_read=False))
+        runtime._checked_at = float("-inf")  # do not wait for the next poll
+        with_new = client.get("/api/overview", headers=bearer(new))
+        with_old = client.get("/api/overview", headers=bearer(old))
+    assert before.status_code == 200
+    assert (with_new.status_code, with_old.status_code) == (200, 401)

@@ -8,12 +8,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gwms_tasks.core.ads import AdType
 from gwms_tasks.core.downtimes import parse_downtimes
 from gwms_tasks.core.glidein_log import GlideinResult
+from gwms_tasks.services.monitoring_decisions import LIVE_DECISION_LOOPS
 from gwms_tasks.services.monitoring_models import GlideinCounts
 from tests.web.conftest import live_server
-from tests.web.world import CLIENT, ENTRY, FRONTEND_KEY, VALIDATION, FactoryWorld
+from tests.web.world import CLIENT, ENTRY, FRONTEND_KEY, IDENTITY, VALIDATION, FactoryWorld
 from web.app import create_app
+from web.metrics import StateCollector
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -86,6 +89,33 @@ def test_requests_limits_and_reasons(world: FactoryWorld, tmp_path: Path) -> Non
     ]
     [stored] = world.state.entries.decisions(ENTRY).values()
     assert (reason, count) == (stored["submit"]["reason"], 1)
+
+
+def test_a_request_gone_for_a_few_loops_is_no_longer_requested(
+    world: FactoryWorld, tmp_path: Path
+) -> None:
+    world.hub.handle(IDENTITY).invalidate(AdType.GLIDECLIENT, "true")
+    world.clock.now += LIVE_DECISION_LOOPS * world.config.factory.loop_delay + 1
+    world.cycle()  # find-work no longer sees the request: its last decision stays, aging
+    samples, _, _ = scrape(world, tmp_path)
+    assert world.state.entries.decisions(ENTRY)  # still stored, but old
+    names = {name for (name, labels), _ in samples.items() if dict(labels).get("entry") == ENTRY}
+    assert not names & {"gwms_requested_idle_glideins", "gwms_requested_max_glideins"}
+    assert "gwms_requests" not in names
+    assert "gwms_limit_triggered" not in names
+
+
+def test_a_scrape_reads_each_entry_once_and_no_hour_statistics(
+    memory_world: FactoryWorld,
+) -> None:
+    memory_world.request(5)
+    memory_world.cycle()
+    sources, calls = memory_world.counted_sources()
+    families = {family.name: family for family in StateCollector(sources).collect()}
+    entries = len(memory_world.config.entries)
+    assert (calls["get_snapshot"], calls["decisions"], calls["stats"]) == (entries, entries, 0)
+    [requested] = families["gwms_requested_idle_glideins"].samples
+    assert requested.value == 5
 
 
 def test_counters_of_the_entry_are_prometheus_counters(world: FactoryWorld, tmp_path: Path) -> None:

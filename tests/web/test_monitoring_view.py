@@ -9,10 +9,10 @@ from gwms_tasks.core.ads import AdType, FactoryClientAd
 from gwms_tasks.core.downtimes import parse_downtimes
 from gwms_tasks.core.glidein_log import GlideinResult
 from gwms_tasks.errors import TransientError
-from gwms_tasks.services.advertise import LIVE_DECISION_LOOPS
+from gwms_tasks.services.aggregate import FACTORY_SERIES, aggregate
 from gwms_tasks.services.find_work import find_work
 from gwms_tasks.services.monitor import monitor_entry
-from gwms_tasks.services.monitoring_decisions import decision_view
+from gwms_tasks.services.monitoring_decisions import LIVE_DECISION_LOOPS, decision_view, is_current
 from gwms_tasks.services.monitoring_frontend import UnknownFrontend, frontend_view
 from gwms_tasks.services.monitoring_models import EntrySummary, GlideinCounts
 from gwms_tasks.services.monitoring_view import (
@@ -21,9 +21,11 @@ from gwms_tasks.services.monitoring_view import (
     entry_detail,
     entry_series,
     failed_submits,
+    flag_texts,
     glidein_list,
     overview,
 )
+from gwms_tasks.services.status_report import factory_status
 from tests.web.world import (
     CLIENT,
     ENTRY,
@@ -31,6 +33,7 @@ from tests.web.world import (
     FRONTEND,
     FRONTEND_KEY,
     IDENTITY,
+    START,
     VALIDATION,
     FactoryWorld,
 )
@@ -139,6 +142,40 @@ def test_limits_triggered_are_the_ones_the_ads_advertise(memory_world: FactoryWo
     }
 
 
+# --- gwms status: the same numbers -----------------------------------------------------------
+
+
+def test_gwms_status_counts_what_the_pages_count(memory_world: FactoryWorld) -> None:
+    world = memory_world
+    world.request(150, max_glideins=500)
+    world.cycle()
+    [status] = factory_status(world.state, world.config, world.downtimes, world.clock.now, [ENTRY])
+    summary = summary_of(world)
+    [client] = status.clients
+    assert (status.requested_idle, status.requested_max) == (150, 500)
+    assert (summary.requested_idle, summary.requested_max) == (150, 500)
+    assert flag_texts(client.limits_triggered) == summary.limits_triggered
+    assert summary.limits_triggered == {f"IdlePerClass_{FRONTEND_KEY}": "count=100, limit=100"}
+    assert status.to_json()["clients"][0]["limits_triggered"] == summary.limits_triggered
+    assert status.to_json()["limits_triggered"] == {}
+
+
+def test_gwms_status_no_longer_counts_a_request_gone_for_a_few_loops(
+    memory_world: FactoryWorld,
+) -> None:
+    world = memory_world
+    world.request(150, max_glideins=500)
+    world.cycle()
+    world.hub.handle(IDENTITY).invalidate(AdType.GLIDECLIENT, "true")
+    world.clock.now += LIVE_DECISION_LOOPS * LOOP + 1
+    world.cycle()  # find-work no longer sees the request: its last decision stays, aging
+    [status] = factory_status(world.state, world.config, world.downtimes, world.clock.now, [ENTRY])
+    [client] = status.clients
+    assert (status.requested_idle, status.requested_max, client.requested_idle) == (0, 0, 0)
+    assert (status.limits_triggered, client.limits_triggered) == ([], [])
+    assert client.reasons == ["frontend_max_idle"]  # its last decision is still shown
+
+
 # --- entry page -----------------------------------------------------------------------------
 
 
@@ -203,6 +240,52 @@ def test_a_failed_closed_pass_shows_that_nothing_was_submitted(memory_world: Fac
     assert "CE timed out" in decision.explanation
 
 
+@pytest.mark.parametrize(
+    ("record", "current"),
+    [
+        ({"at": START - LIVE_DECISION_LOOPS * LOOP}, True),
+        ({"at": START - LIVE_DECISION_LOOPS * LOOP - 1}, False),
+        ({"at": START + 5}, True),
+        ({"at": START, "rejected": "identity_mismatch"}, True),  # current; it requests nothing
+        ({}, False),
+        ({"at": "yesterday"}, False),
+        ({"at": True}, False),
+    ],
+)
+def test_a_decision_is_current_for_a_few_loops_only(
+    record: dict[str, object], current: bool
+) -> None:
+    assert is_current(record, START, LOOP) is current
+
+
+def test_the_limits_of_a_pass_long_gone_are_no_longer_triggered(
+    memory_world: FactoryWorld,
+) -> None:
+    world = memory_world
+    world.request(150, max_glideins=500)
+    world.cycle()
+    assert summary_of(world).limits_triggered
+    world.clock.now += LIVE_DECISION_LOOPS * LOOP + 1
+    assert summary_of(world).limits_triggered == {}
+
+
+def test_the_entry_page_reads_each_record_of_the_entry_once(memory_world: FactoryWorld) -> None:
+    world = running_world(memory_world)
+    world.ended("1.0", GlideinResult.OK)
+    sources, calls = world.counted_sources()
+    detail = entry_detail(sources, ENTRY)
+    assert (calls["get_snapshot"], calls["decisions"], calls["stats"]) == (1, 1, 1)
+    assert (detail.summary.completed_last_hour, detail.completed_last_hour.completed) == (1, 1)
+    assert detail.clients[0].counts == detail.summary.counts
+
+
+def test_the_overview_reads_each_entry_once(memory_world: FactoryWorld) -> None:
+    sources, calls = running_world(memory_world).counted_sources()
+    overview(sources)
+    entries = len(memory_world.config.entries)
+    assert (calls["get_snapshot"], calls["decisions"], calls["stats"]) == (entries,) * 3
+
+
 def test_decision_records_with_odd_fields_still_show() -> None:
     view = decision_view(
         "k", {"client": 5, "at": "yesterday", "submit": {"count": "3", "client": [1]}}
@@ -262,6 +345,15 @@ def test_a_value_missing_from_a_sample_is_none(memory_world: FactoryWorld) -> No
     memory_world.state.series.add(ENTRY, memory_world.clock.now, {"idle": 2.0, "held": 1.0})
     view = entry_series(memory_world.sources(), ENTRY, "hour")
     assert view.values == {"idle": [1.0, 2.0], "held": [None, 1.0]}
+
+
+def test_the_factory_wide_series_is_served_like_an_entrys(memory_world: FactoryWorld) -> None:
+    world = running_world(memory_world)
+    values = aggregate(world.deps)
+    view = entry_series(world.sources(), FACTORY_SERIES, "hour")
+    assert (view.entry, len(view.times)) == (FACTORY_SERIES, 1)
+    assert {name: column[-1] for name, column in view.values.items()} == values
+    assert view.values["running"] == [3]
 
 
 def test_an_unknown_range_is_refused(memory_world: FactoryWorld) -> None:

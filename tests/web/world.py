@@ -9,9 +9,13 @@ store the test gives (RedisState for API and browser tests, MemoryState for unit
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from gwms_tasks.adapters.memory_backend import MemoryGridBackend
 from gwms_tasks.adapters.memory_dashboard import MemoryDashboardHub
@@ -44,7 +48,7 @@ from gwms_tasks.services.monitoring_view import MonitoringSources
 from gwms_tasks.services.orders import SubmitOrder
 from gwms_tasks.services.retry import retry_failed
 from gwms_tasks.services.submit import UserDeps, execute_submit, record_failed_submit
-from tests.builders import FrontendSide, example_config
+from tests.builders import EXAMPLE_CONFIG, FrontendSide, example_config
 
 ENTRY = "simulated_site"
 CLIENT = "cms_frontend.main"
@@ -201,6 +205,14 @@ class FactoryWorld:
         self.credentials.put(known)
         return known
 
+    def counted_sources(self, **changes: object) -> tuple[MonitoringSources, Counter[str]]:
+        """Sources whose entry-record and completed-glidein reads are counted, by method."""
+        calls: Counter[str] = Counter()
+        entries = Counting(self.state.entries, calls)
+        state = Counting(self.state, Counter(), entries=entries)
+        completed = Counting(self.state.completed, calls)
+        return self.sources(state=state, completed=completed, **changes), calls
+
     def sources(self, **changes: object) -> MonitoringSources:
         """What the web app reads: this world's ports."""
         values: dict[str, object] = {
@@ -218,6 +230,41 @@ class FactoryWorld:
         }
         values.update(changes)
         return MonitoringSources(**values)  # type: ignore[arg-type]
+
+
+class Counting:
+    """Passes everything through to ``inner``, counting the calls of its methods by name.
+
+    ``children`` are attributes answered instead of ``inner``'s (counting wrappers of its ports).
+    """
+
+    def __init__(self, inner: object, calls: Counter[str], **children: object) -> None:
+        self._inner, self._calls, self._children = inner, calls, children
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._children:
+            return self._children[name]
+        found = getattr(self._inner, name)
+        if not callable(found):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls[name] += 1
+            return found(*args, **kwargs)
+
+        return call
+
+
+def config_file(path: Path, redis_url: str, **web: object) -> Path:
+    """``examples/factory.yaml`` on ``redis_url`` with these ``web`` settings, written to ``path``
+    (for tests of the real wiring: a Runtime reading it)."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["redis"] = {"state_url": redis_url, "broker_url": redis_url}
+    data["dashboard"]["url"] = redis_url
+    data["web"] = web
+    data["factory"].update(stage_dir=str(path.parent / "stage"), downtimes_file=None)
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def simulated_in_memory(seed: int = 7) -> Callable[[Callable[[], float]], SimulatedBackend]:
